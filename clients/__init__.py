@@ -1,0 +1,1 @@
+"""Thin clients: the Python gRPC client and the command line."""

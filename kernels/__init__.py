@@ -1,0 +1,1 @@
+"""Numba kernels: pure functions over dense integer codes (NumPy arrays in, arrays out)."""

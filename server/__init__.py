@@ -1,0 +1,1 @@
+"""The compute core behind the gRPC service: validation, Arrow adaptor, handlers."""

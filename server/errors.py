@@ -1,0 +1,37 @@
+"""Domain errors. Every bad input names the table, column, first offending row, value and count."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+class LicenseCoreError(Exception):
+    """Base class of the errors licensecore raises on purpose."""
+
+
+@dataclass
+class InputError(LicenseCoreError):
+    """Bad input, rejected whole: nothing is computed or written.
+
+    ``row`` is the 0-based index of the first offending row in ``table`` (-1 when the problem
+    is the table or column itself, such as a missing column), ``count`` how many rows are affected.
+    """
+
+    table: str
+    column: str
+    row: int
+    value: object
+    count: int
+    problem: str
+
+    def __post_init__(self) -> None:
+        super().__init__(str(self))
+
+    def __str__(self) -> str:
+        where = f"{self.table}.{self.column}" if self.column else self.table
+        if self.row < 0:
+            return f"{where}: {self.problem}"
+        return (
+            f"{where}: {self.problem} at row {self.row} (value {self.value!r}); "
+            f"{self.count} row(s) affected"
+        )

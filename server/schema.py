@@ -1,0 +1,156 @@
+"""Input and output tables of SPEC.md, as data: column names, types, defaults and checks.
+
+Validation, the Arrow adaptor and the data generator read these specs, so a column is
+described in one place only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pyarrow as pa
+
+REQUIRED = object()  # marks a column without a default
+
+# Id kinds: every column of one kind must have the same Arrow type across tables.
+# Users and devices share one kind ("party") because allocation targets hold either and the
+# free-pair order compares user ids with device ids.
+PARTY, APPLICATION, LICENSE = "party", "application", "license"
+
+
+@dataclass(frozen=True)
+class Column:
+    """One column of a SPEC table.
+
+    ``kind`` is one of: "tenant", "id", "string", "enum", "bool", "int32", "int64", "float64",
+    "timestamp". ``id_kind`` names the key space of an id column; ``values`` the allowed enum
+    values; ``minimum`` a lower bound for numbers.
+    """
+
+    name: str
+    kind: str
+    default: object = REQUIRED
+    id_kind: str | None = None
+    values: tuple[str, ...] = ()
+    minimum: float | None = None
+
+    @property
+    def required(self) -> bool:
+        return self.default is REQUIRED
+
+
+def _tenant() -> Column:
+    return Column("tenant_id", "tenant")
+
+
+def _id(name: str, id_kind: str, default: object = REQUIRED) -> Column:
+    return Column(name, "id", default, id_kind=id_kind)
+
+
+CONSUMPTION_INPUTS: dict[str, tuple[Column, ...]] = {
+    "users": (
+        _tenant(),
+        _id("user_id", PARTY),
+        Column("status", "enum", "active", values=("active", "inactive", "retired")),
+        Column("org_unit", "string", None),
+        Column("account_enabled", "bool", None),
+        Column("last_sign_in", "timestamp", None),
+    ),
+    "devices": (
+        _tenant(),
+        _id("device_id", PARTY),
+        _id("user_id", PARTY, None),
+        _id("host_id", PARTY, None),
+        Column("cores", "int32", None, minimum=0),
+    ),
+    "installations": (
+        _tenant(),
+        _id("device_id", PARTY),
+        _id("application_id", APPLICATION),
+    ),
+    "licenses": (
+        _tenant(),
+        _id("license_id", LICENSE),
+        Column("metric", "enum", values=("device", "user", "core")),
+        Column("entitlements", "int64", None, minimum=0),
+        Column("multiple_use", "int32", 1, minimum=0),
+        Column("allocations_consume", "bool", False),
+        Column("vm_rights", "enum", "none", values=("none", "host")),
+        Column("priority", "int32", 0),
+        Column("true_up", "bool", False),
+        Column("unit_cost", "float64", 0.0, minimum=0),
+        Column("points_per_core", "float64", 1.0, minimum=0),
+        Column("min_points", "float64", 0.0, minimum=0),
+        Column("sku_id", "string", None),
+    ),
+    "license_applications": (
+        _tenant(),
+        _id("license_id", LICENSE),
+        _id("application_id", APPLICATION),
+    ),
+    "allocations": (
+        _tenant(),
+        _id("license_id", LICENSE),
+        _id("target_id", PARTY),
+        Column(
+            "type",
+            "enum",
+            "allocated",
+            values=("allocated", "permanent", "awaiting_inventory", "unallocated"),
+        ),
+        Column("override", "float64", None, minimum=0),
+        Column("exemption", "string", None),
+    ),
+}
+
+CONSUMPTION_REASONS = (
+    "exempt",
+    "override",
+    "permanent",
+    "allocation",
+    "installed",
+    "covered_by_host",
+    "capped_by_host",
+    "missing_hardware",
+)
+
+# Output schemas; id columns (marked pa.null()) take the type of the input ids of their kind.
+ID = pa.null()
+CONSUMPTION_OUTPUTS: dict[str, tuple[tuple[str, pa.DataType, str | None], ...]] = {
+    "consumption": (
+        ("tenant_id", pa.string(), None),
+        ("license_id", ID, LICENSE),
+        ("consumer_type", pa.string(), None),
+        ("consumer_id", ID, PARTY),
+        ("devices", pa.int64(), None),
+        ("consumption", pa.float64(), None),
+        ("reason", pa.string(), None),
+        ("allocation", pa.string(), None),
+        ("over_utilized", pa.bool_(), None),
+    ),
+    "license_summary": (
+        ("tenant_id", pa.string(), None),
+        ("license_id", ID, LICENSE),
+        ("metric", pa.string(), None),
+        ("entitlements", pa.int64(), None),
+        ("consumed", pa.float64(), None),
+        ("available", pa.float64(), None),
+        ("shortfall", pa.float64(), None),
+        ("shortfall_cost", pa.float64(), None),
+        ("consumers", pa.int64(), None),
+        ("evidence", pa.int64(), None),
+        ("over_utilized", pa.int64(), None),
+    ),
+    "unlicensed": (
+        ("tenant_id", pa.string(), None),
+        ("device_id", ID, PARTY),
+        ("application_id", ID, APPLICATION),
+    ),
+    "chargeback": (
+        ("tenant_id", pa.string(), None),
+        ("license_id", ID, LICENSE),
+        ("org_unit", pa.string(), None),
+        ("consumption", pa.float64(), None),
+        ("cost", pa.float64(), None),
+    ),
+}
