@@ -1,3 +1,3 @@
 """Numba options in one place: compiled once and cached on disk, GIL released for server threads."""
 
-JIT = dict(nopython=True, nogil=True, cache=True)
+JIT = dict(nogil=True, cache=True)  # for njit, which is always nopython

@@ -1,0 +1,106 @@
+"""Python client of the licensecore gRPC service."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Mapping
+
+import grpc
+import pyarrow as pa
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from licensecore import wire
+from licensecore.clients.errors import LicenseCoreServerError, error_from_rpc
+from licensecore.server.errors import InputError
+from licensecore.v1 import licensecore_pb2 as pb
+from licensecore.v1 import licensecore_pb2_grpc as pb_grpc
+
+# gRPC's native retries, only for calls that are safe to repeat: computing on a stored dataset and
+# health checks. Upload and the inline call are never retried (their request streams are one-shot).
+SERVICE_CONFIG = {
+    "methodConfig": [
+        {
+            "name": [
+                {"service": "licensecore.v1.LicenseCore", "method": "ComputeConsumption"},
+                {"service": "grpc.health.v1.Health", "method": "Check"},
+            ],
+            "retryPolicy": {
+                "maxAttempts": 4,
+                "initialBackoff": "0.2s",
+                "maxBackoff": "2s",
+                "backoffMultiplier": 2,
+                "retryableStatusCodes": ["UNAVAILABLE"],
+            },
+        }
+    ]
+}
+
+
+class LicenseCoreClient:
+    """Blocking client; use as a context manager or call ``close()``.
+
+    ``timeout`` (seconds, None for none) applies to every call. Failed calls raise
+    ``LicenseCoreServerError`` or one of its subclasses (``InputRejected``, ``DatasetNotFound``).
+    """
+
+    def __init__(self, target: str, *, timeout: float | None = None) -> None:
+        options = [
+            ("grpc.enable_retries", 1),
+            ("grpc.service_config", json.dumps(SERVICE_CONFIG)),
+        ]
+        self._channel = grpc.insecure_channel(target, options=options)
+        self._stub = pb_grpc.LicenseCoreStub(self._channel)
+        self._health = health_pb2_grpc.HealthStub(self._channel)
+        self._timeout = timeout
+
+    def __enter__(self) -> LicenseCoreClient:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the channel."""
+        self._channel.close()
+
+    def upload(self, tables: Mapping[str, pa.Table]) -> str:
+        """Store ``tables`` on the server; return the dataset handle."""
+        requests = (pb.UploadRequest(chunk=chunk) for chunk in wire.encode_tables(tables))
+        try:
+            return self._stub.Upload(requests, timeout=self._timeout).dataset_id
+        except grpc.RpcError as error:
+            raise error_from_rpc(error) from None
+
+    def compute_consumption(
+        self, tables_or_handle: Mapping[str, pa.Table] | str
+    ) -> dict[str, pa.Table]:
+        """SPEC section 1 on a dataset handle (str) or on inline tables (a mapping)."""
+        if isinstance(tables_or_handle, str):
+            request = pb.ComputeConsumptionRequest(dataset_id=tables_or_handle)
+            chunks = self._stub.ComputeConsumption(request, timeout=self._timeout)
+        else:
+            chunks = self._stub.ComputeConsumptionInline(
+                wire.encode_tables(tables_or_handle), timeout=self._timeout
+            )
+        return _receive(chunks)
+
+    def health(self, service: str = "") -> str:
+        """Health of the server ("") or of one service: "SERVING", "NOT_SERVING", ..."""
+        request = health_pb2.HealthCheckRequest(service=service)
+        try:
+            response = self._health.Check(request, timeout=self._timeout)
+        except grpc.RpcError as error:
+            raise error_from_rpc(error) from None
+        return health_pb2.HealthCheckResponse.ServingStatus.Name(response.status)
+
+
+def _receive(chunks: Iterator[pb.TableChunk]) -> dict[str, pa.Table]:
+    """Decode a response stream; a stream the client cannot decode is a DATA_LOSS error."""
+    try:
+        return wire.decode_tables(chunks)
+    except grpc.RpcError as error:
+        raise error_from_rpc(error) from None
+    except InputError as error:
+        raise LicenseCoreServerError(
+            grpc.StatusCode.DATA_LOSS, f"undecodable response: {error}"
+        ) from error

@@ -1,0 +1,73 @@
+"""Typed errors of the client, built from the gRPC status and its ``google.rpc`` details."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import grpc
+from google.protobuf.message import Message
+from google.rpc import error_details_pb2
+from grpc_status import rpc_status
+
+
+class LicenseCoreServerError(Exception):
+    """The server refused or failed a call: ``code`` is the gRPC status, ``details`` the unpacked
+    ``google.rpc`` detail messages."""
+
+    def __init__(
+        self, code: grpc.StatusCode, message: str, details: Sequence[Message] = ()
+    ) -> None:
+        super().__init__(f"{code.name}: {message}")
+        self.code = code
+        self.message = message
+        self.details = tuple(details)
+
+
+class InputRejected(LicenseCoreServerError):
+    """INVALID_ARGUMENT: bad input; names the table, column, first row, value and row count."""
+
+    def __init__(
+        self, code: grpc.StatusCode, message: str, details: Sequence[Message] = ()
+    ) -> None:
+        super().__init__(code, message, details)
+        meta = next(
+            (d.metadata for d in self.details if isinstance(d, error_details_pb2.ErrorInfo)), {}
+        )
+        self.table: str = meta.get("table", "")
+        self.column: str = meta.get("column", "")
+        self.row: int = int(meta.get("row", -1))
+        self.value: str = meta.get("value", "")
+        self.count: int = int(meta.get("count", 0))
+
+    @property
+    def field(self) -> str:
+        """The first BadRequest field violation, "table.column" (or "table")."""
+        for detail in self.details:
+            if isinstance(detail, error_details_pb2.BadRequest) and detail.field_violations:
+                return detail.field_violations[0].field
+        return ""
+
+
+class DatasetNotFound(LicenseCoreServerError):
+    """NOT_FOUND: the dataset handle is unknown to the server (never uploaded, or evicted)."""
+
+
+_DETAIL_TYPES = (error_details_pb2.BadRequest, error_details_pb2.ErrorInfo)
+_BY_CODE = {
+    grpc.StatusCode.INVALID_ARGUMENT: InputRejected,
+    grpc.StatusCode.NOT_FOUND: DatasetNotFound,
+}
+
+
+def error_from_rpc(error: grpc.RpcError) -> LicenseCoreServerError:
+    """The typed error for a failed call (``error`` is also a ``grpc.Call``)."""
+    code, message = error.code(), error.details() or ""
+    details: list[Message] = []
+    status = rpc_status.from_call(error)
+    for packed in status.details if status is not None else ():
+        for detail_type in _DETAIL_TYPES:
+            if packed.Is(detail_type.DESCRIPTOR):
+                detail = detail_type()
+                packed.Unpack(detail)
+                details.append(detail)
+    return _BY_CODE.get(code, LicenseCoreServerError)(code, message, details)

@@ -1,0 +1,283 @@
+"""Rules 2 and 3 (SPEC 1.4, 1.5): the consumers of each license and what each consumes.
+
+Rows come out in output order: (license, consumer_type, consumer_id), the codes being dense and
+sorted like the ids they stand for, tenant first.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit
+
+from ._config import JIT
+from .allocations import find_allocation
+from .assignment import points, units
+from .codes import (
+    ALLOCATED,
+    AWAITING_INVENTORY,
+    CAPPED_BY_HOST,
+    CORE,
+    COVERED_BY_HOST,
+    DEVICE_CONSUMER,
+    EXEMPT,
+    INSTALLED,
+    MISSING_HARDWARE,
+    OVERRIDE,
+    PERMANENT,
+    R_ALLOCATION,
+    R_PERMANENT,
+    UNALLOCATED,
+    USER,
+)
+from .sorting import counting_order
+
+
+@njit(**JIT)
+def group_consumers(
+    entry_license: np.ndarray,
+    entry_type: np.ndarray,
+    entry_consumer: np.ndarray,
+    entry_device: np.ndarray,
+    n_party: int,
+    n_license: int,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Group entries by (license, consumer_type, consumer).
+
+    Entries are assigned pairs in free-pair order (so each consumer's pairs are in ascending
+    device order) followed by forced consumers (``entry_device`` -1). Returns per group:
+    license, type, consumer, distinct devices among its pairs, number of pairs.
+    """
+    order = np.arange(entry_license.size)
+    order = counting_order(entry_consumer, n_party, order)
+    order = counting_order(entry_license * 2 + entry_type, 2 * n_license, order)
+    n_rows = 0
+    for i in range(order.size):
+        j, p = order[i], order[i - 1]
+        if i == 0 or entry_license[j] != entry_license[p] or entry_type[j] != entry_type[p] \
+                or entry_consumer[j] != entry_consumer[p]:
+            n_rows += 1
+    row_license = np.empty(n_rows, np.int64)
+    row_type = np.empty(n_rows, np.int8)
+    row_consumer = np.empty(n_rows, np.int64)
+    row_devices = np.zeros(n_rows, np.int64)
+    row_pairs = np.zeros(n_rows, np.int64)
+    r = -1
+    last_device = -1
+    for i in range(order.size):
+        j, p = order[i], order[i - 1]
+        if i == 0 or entry_license[j] != entry_license[p] or entry_type[j] != entry_type[p] \
+                or entry_consumer[j] != entry_consumer[p]:
+            r += 1
+            row_license[r] = entry_license[j]
+            row_type[r] = entry_type[j]
+            row_consumer[r] = entry_consumer[j]
+            last_device = -1
+        d = entry_device[j]
+        if d >= 0:
+            row_pairs[r] += 1
+            if d != last_device:
+                row_devices[r] += 1
+                last_device = d
+    return row_license, row_type, row_consumer, row_devices, row_pairs
+
+
+@njit(**JIT)
+def table_consumption(
+    row_license: np.ndarray,
+    row_type: np.ndarray,
+    row_consumer: np.ndarray,
+    row_devices: np.ndarray,
+    license_metric: np.ndarray,
+    license_multiple_use: np.ndarray,
+    license_points: np.ndarray,
+    license_has_app: np.ndarray,
+    license_consume: np.ndarray,
+    device_cores: np.ndarray,
+    user_device_count: np.ndarray,
+    alloc_offsets: np.ndarray,
+    alloc_license: np.ndarray,
+    alloc_type: np.ndarray,
+    alloc_override: np.ndarray,
+    alloc_exempt: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Rule 2's table, without the virtual-machine rules, for every row.
+
+    Returns (consumption, reason, allocation index or -1, n devices); ``row_devices`` is the
+    number of distinct devices among the row's pairs. Allocations of user licenses bind user
+    consumers only, those of device and core licenses device consumers only.
+    """
+    n = row_license.size
+    consumption = np.zeros(n, np.float64)
+    reason = np.zeros(n, np.int8)
+    allocation = np.full(n, -1, np.int64)
+    devices = np.ones(n, np.int64)
+    for r in range(n):
+        lic = row_license[r]
+        c = row_consumer[r]
+        metric = license_metric[lic]
+        k = -1
+        if (metric == USER) == (row_type[r] != DEVICE_CONSUMER):
+            k = find_allocation(alloc_offsets, alloc_license, c, lic)
+        allocation[r] = k
+        forced = False
+        by_type = R_ALLOCATION
+        if k >= 0:
+            t = alloc_type[k]
+            binds = t != UNALLOCATED or alloc_exempt[k]
+            consumable = t == ALLOCATED or t == AWAITING_INVENTORY
+            forced = binds and (t == PERMANENT or (license_consume[lic] and consumable))
+            if t == PERMANENT:
+                by_type = R_PERMANENT
+        if metric == USER:
+            if forced:
+                devices[r] = max(1, user_device_count[c])
+            else:
+                devices[r] = max(1, row_devices[r])
+        calculated = 1.0
+        calc_reason = by_type if forced else INSTALLED
+        if metric == USER:
+            calculated = float(units(devices[r], license_multiple_use[lic]))
+        elif metric == CORE:
+            cores = device_cores[c]
+            if cores >= 0:
+                calculated = points(cores, license_points[lic, 0], license_points[lic, 1])
+            else:
+                calculated = 0.0
+                calc_reason = MISSING_HARDWARE
+        if k >= 0 and alloc_exempt[k]:
+            consumption[r] = 0.0
+            reason[r] = EXEMPT
+        elif k >= 0 and not math.isnan(alloc_override[k]):
+            consumption[r] = alloc_override[k]
+            reason[r] = OVERRIDE
+        elif forced and not license_has_app[lic]:
+            consumption[r] = 1.0
+            reason[r] = by_type
+        else:
+            consumption[r] = calculated
+            reason[r] = calc_reason
+    return consumption, reason, allocation, devices
+
+
+@njit(**JIT)
+def apply_vm_rules(
+    row_key: np.ndarray,
+    row_license: np.ndarray,
+    row_type: np.ndarray,
+    row_consumer: np.ndarray,
+    consumption: np.ndarray,
+    reason: np.ndarray,
+    license_metric: np.ndarray,
+    license_vm_host: np.ndarray,
+    license_points: np.ndarray,
+    device_host: np.ndarray,
+    device_cores: np.ndarray,
+    n_party: int,
+) -> None:
+    """VM host coverage and, for core licenses, the host cap (SPEC 1.4), in place.
+
+    ``row_key`` = (license * 2 + type) * n_party + consumer, ascending: it finds a host's row.
+    """
+    n = row_license.size
+    capped = np.zeros(n, np.bool_)
+    n_capped = 0
+    for r in range(n):
+        lic = row_license[r]
+        host = device_host[row_consumer[r]]
+        if row_type[r] != DEVICE_CONSUMER or not license_vm_host[lic] or host < 0:
+            continue
+        if license_metric[lic] == USER or reason[r] == EXEMPT or reason[r] == OVERRIDE:
+            continue
+        host_key = (lic * 2 + DEVICE_CONSUMER) * n_party + host
+        h = np.searchsorted(row_key, host_key)
+        if h < n and row_key[h] == host_key:
+            consumption[r] = 0.0
+            reason[r] = COVERED_BY_HOST
+        elif license_metric[lic] == CORE and reason[r] != MISSING_HARDWARE \
+                and device_cores[host] >= 0:
+            capped[r] = True
+            n_capped += 1
+    vm_rows = np.empty(n_capped, np.int64)
+    k = 0
+    for r in range(n):
+        if capped[r]:
+            vm_rows[k] = r
+            k += 1
+    row_host = device_host[row_consumer]
+    vm_rows = counting_order(row_host, n_party, vm_rows)
+    vm_rows = counting_order(row_license, license_metric.size, vm_rows)
+    total = 0.0
+    cap = 0.0
+    for i in range(vm_rows.size):
+        r = vm_rows[i]
+        lic = row_license[r]
+        if i == 0 or lic != row_license[vm_rows[i - 1]] or row_host[r] != row_host[vm_rows[i - 1]]:
+            total = 0.0
+            cap = points(device_cores[row_host[r]], license_points[lic, 0], license_points[lic, 1])
+        if total + consumption[r] <= cap:
+            total += consumption[r]
+        else:
+            consumption[r] = max(cap - total, 0.0)
+            reason[r] = CAPPED_BY_HOST
+            total = cap
+
+
+@njit(**JIT)
+def over_utilization(
+    row_license: np.ndarray,
+    row_type: np.ndarray,
+    row_consumer: np.ndarray,
+    row_bound: np.ndarray,
+    consumption: np.ndarray,
+    license_entitlements: np.ndarray,
+    n_party: int,
+) -> np.ndarray:
+    """Rule 3: bound consumers first, then the rest, each by (consumer_id, consumer_type)."""
+    n = row_license.size
+    order = np.arange(n)
+    order = counting_order(row_consumer * 2 + row_type, 2 * n_party, order)
+    unbound_last = row_license * 2 + np.where(row_bound, 0, 1)
+    order = counting_order(unbound_last, 2 * license_entitlements.size, order)
+    over = np.zeros(n, np.bool_)
+    running = 0.0
+    for i in range(n):
+        r = order[i]
+        lic = row_license[r]
+        if i == 0 or lic != row_license[order[i - 1]]:
+            running = 0.0
+        running += consumption[r]
+        ent = license_entitlements[lic]
+        if ent >= 0 and consumption[r] > 0 and running > ent:
+            over[r] = True
+    return over
+
+
+@njit(**JIT)
+def bound_rows(
+    row_license: np.ndarray,
+    row_type: np.ndarray,
+    row_consumer: np.ndarray,
+    row_allocation: np.ndarray,
+    license_metric: np.ndarray,
+    license_vm_host: np.ndarray,
+    device_host: np.ndarray,
+    alloc_offsets: np.ndarray,
+    alloc_license: np.ndarray,
+    alloc_binds: np.ndarray,
+) -> np.ndarray:
+    """Consumers bound by their own allocation, or VMs bound through their host's (Rule 3)."""
+    bound = np.zeros(row_license.size, np.bool_)
+    for r in range(row_license.size):
+        k = row_allocation[r]
+        if k >= 0 and alloc_binds[k]:
+            bound[r] = True
+            continue
+        lic = row_license[r]
+        if row_type[r] == DEVICE_CONSUMER and license_vm_host[lic] and license_metric[lic] != USER:
+            host = device_host[row_consumer[r]]
+            if host >= 0:
+                k = find_allocation(alloc_offsets, alloc_license, host, lic)
+                bound[r] = k >= 0 and alloc_binds[k]
+    return bound

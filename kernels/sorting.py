@@ -1,0 +1,61 @@
+"""Linear-time stable orderings over dense integer codes (counting sorts), and run helpers."""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from ._config import JIT
+
+
+@njit(**JIT)
+def counting_order(keys: np.ndarray, n_buckets: int, order: np.ndarray) -> np.ndarray:
+    """Reorder ``order`` stably by ``keys[order]``; keys lie in ``[0, n_buckets)``.
+
+    Chaining calls from the least to the most significant key gives a lexicographic order
+    (an LSD radix sort whose digits are whole codes), in O(n + n_buckets) per call.
+    """
+    counts = np.zeros(n_buckets + 1, np.int64)
+    for i in range(order.size):
+        counts[keys[order[i]] + 1] += 1
+    for k in range(n_buckets):
+        counts[k + 1] += counts[k]
+    out = np.empty_like(order)
+    for i in range(order.size):
+        k = keys[order[i]]
+        out[counts[k]] = order[i]
+        counts[k] += 1
+    return out
+
+
+@njit(**JIT)
+def distinct_sorted_pairs(
+    first: np.ndarray, second: np.ndarray, n_first: int, n_second: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """The distinct (first, second) pairs, in ascending (first, second) order."""
+    order = np.arange(first.size)
+    order = counting_order(second, n_second, order)
+    order = counting_order(first, n_first, order)
+    keep = np.zeros(order.size, np.bool_)
+    n = 0
+    for i in range(order.size):
+        j = order[i]
+        if i == 0 or first[j] != first[order[i - 1]] or second[j] != second[order[i - 1]]:
+            keep[i] = True
+            n += 1
+    out_first = np.empty(n, first.dtype)
+    out_second = np.empty(n, second.dtype)
+    k = 0
+    for i in range(order.size):
+        if keep[i]:
+            out_first[k] = first[order[i]]
+            out_second[k] = second[order[i]]
+            k += 1
+    return out_first, out_second
+
+
+def csr_offsets(group: np.ndarray, n_groups: int) -> np.ndarray:
+    """Offsets of a CSR relation whose rows are sorted by ``group``."""
+    offsets = np.zeros(n_groups + 1, np.int64)
+    np.cumsum(np.bincount(group, minlength=n_groups), out=offsets[1:])
+    return offsets

@@ -1,0 +1,84 @@
+"""Dense integer codes for ids, made once at the edge.
+
+One hash pass per id kind (``dictionary_encode`` over every column of that kind at once), then the
+dictionary is ranked so that code order is id order: byte order for UTF-8 strings, numeric order
+for int64. Keys are (tenant, id): ``tenant_code * len(dictionary) + id_code``, so entity codes
+sort tenant first.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+
+class Dictionary:
+    """Sorted distinct values of several columns, and each column's codes into them."""
+
+    def __init__(self, columns: list[pa.ChunkedArray]) -> None:
+        chunks = [chunk for col in columns for chunk in col.chunks]
+        typ = columns[0].type if columns else pa.string()
+        encoded = pa.chunked_array(chunks, type=typ).dictionary_encode()
+        if encoded.num_chunks:
+            values = encoded.chunk(0).dictionary
+        else:
+            values = pa.array([], type=typ)
+        order = pc.array_sort_indices(values).to_numpy()
+        rank = np.empty(len(values) + 1, np.int64)  # rank[-1] = -1 keeps nulls -1
+        rank[order] = np.arange(len(values))
+        rank[-1] = -1
+        self.values: pa.Array = values.take(pa.array(order))
+        self.codes: list[np.ndarray] = []
+        start = 0
+        for col in columns:
+            stop = start + col.num_chunks
+            parts = [
+                np.asarray(c.indices.fill_null(-1).to_numpy(), np.int64)
+                for c in encoded.chunks[start:stop]
+            ]
+            codes = np.concatenate(parts) if parts else np.empty(0, np.int64)
+            self.codes.append(rank[codes])
+            start = stop
+
+    def __len__(self) -> int:
+        return len(self.values)
+
+
+class KeySpace:
+    """Entities keyed by (tenant, id), coded densely in (tenant, id) order."""
+
+    def __init__(self, keys: np.ndarray, width: int) -> None:
+        self.keys = np.unique(keys[keys >= 0])
+        self.width = max(width, 1)
+
+    def __len__(self) -> int:
+        return self.keys.size
+
+    def lookup(self, keys: np.ndarray) -> np.ndarray:
+        """Entity code of each key; -1 for a null key or one that is not an entity."""
+        pos = np.searchsorted(self.keys, keys)
+        pos = np.minimum(pos, max(self.keys.size - 1, 0))
+        found = (keys >= 0) & (self.keys.size > 0)
+        if self.keys.size:
+            found &= self.keys[pos] == keys
+        return np.where(found, pos, -1)
+
+    def tenant_of(self, codes: np.ndarray) -> np.ndarray:
+        return self.keys[codes] // self.width
+
+    def id_of(self, codes: np.ndarray) -> np.ndarray:
+        return self.keys[codes] % self.width
+
+
+def composite(tenant: np.ndarray, ids: np.ndarray, width: int) -> np.ndarray:
+    """(tenant, id) keys; -1 where the id is null."""
+    return np.where(ids >= 0, tenant * max(width, 1) + ids, -1)
+
+
+def decode(values: pa.Array, codes: np.ndarray, typ: pa.DataType) -> pa.Array:
+    """Ids for codes (-1: null), in the Arrow type the input used."""
+    out = values.take(pa.array(codes, mask=codes < 0))
+    if pa.types.is_dictionary(typ):
+        return out.dictionary_encode() if out.type != typ else out
+    return out.cast(typ) if out.type != typ else out

@@ -1,0 +1,63 @@
+"""The gRPC servicer: handlers validate, convert (``licensecore.wire``), dispatch, stream back."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Iterator
+
+import grpc
+
+from licensecore import wire
+from licensecore.server import consumption
+from licensecore.server.datasets import DatasetStore
+from licensecore.server.schema import CONSUMPTION_INPUTS
+from licensecore.server.status import status_for
+from licensecore.v1 import licensecore_pb2 as pb
+from licensecore.v1 import licensecore_pb2_grpc as pb_grpc
+
+SERVICE_NAME = pb.DESCRIPTOR.services_by_name["LicenseCore"].full_name
+# Tables Upload accepts; grows with the inputs of later analyses (bundles, reconciliation).
+UPLOAD_TABLES = frozenset(CONSUMPTION_INPUTS)
+
+
+def _guarded(handler: Callable) -> Callable:
+    """End the RPC with the mapped status when the handler raises (the server stays up)."""
+
+    @functools.wraps(handler)
+    def guarded(self, request, context: grpc.ServicerContext):
+        try:
+            return handler(self, request, context)
+        except grpc.RpcError:  # the client went away (cancelled, deadline): nobody to answer
+            context.abort(grpc.StatusCode.CANCELLED, "the request stream ended early")
+        except Exception as exc:  # every error becomes a status
+            context.abort_with_status(status_for(exc))
+
+    return guarded
+
+
+class LicenseCoreServicer(pb_grpc.LicenseCoreServicer):
+    """Implements ``licensecore.v1.LicenseCore`` over an in-memory dataset store."""
+
+    def __init__(self, store: DatasetStore | None = None) -> None:
+        self._store = store if store is not None else DatasetStore()
+
+    @_guarded
+    def Upload(self, request_iterator: Iterator[pb.UploadRequest], context) -> pb.UploadResponse:
+        tables = wire.decode_tables((r.chunk for r in request_iterator), UPLOAD_TABLES)
+        dataset_id = self._store.put(tables)
+        row_counts = {name: table.num_rows for name, table in tables.items()}
+        return pb.UploadResponse(dataset_id=dataset_id, row_counts=row_counts)
+
+    @_guarded
+    def ComputeConsumption(
+        self, request: pb.ComputeConsumptionRequest, context
+    ) -> Iterator[pb.TableChunk]:
+        tables = self._store.get(request.dataset_id)
+        return wire.encode_tables(consumption.compute_consumption(tables))
+
+    @_guarded
+    def ComputeConsumptionInline(
+        self, request_iterator: Iterator[pb.TableChunk], context
+    ) -> Iterator[pb.TableChunk]:
+        tables = wire.decode_tables(request_iterator, CONSUMPTION_INPUTS)
+        return wire.encode_tables(consumption.compute_consumption(tables))
