@@ -59,7 +59,11 @@ def _pick(draw: st.DrawFn, values: list[Any] | tuple[Any, ...]) -> Any:
 
 @st.composite
 def _tenant_rows(
-    draw: st.DrawFn, tenant: str, metrics: tuple[str, ...], vm_rights: tuple[str, ...]
+    draw: st.DrawFn,
+    tenant: str,
+    metrics: tuple[str, ...],
+    vm_rights: tuple[str, ...],
+    bare_hosts: bool,
 ) -> dict[str, list[dict[str, Any]]]:
     """The rows of one tenant, with ids as indices into the id domains."""
     rows: dict[str, list[dict[str, Any]]] = {name: [] for name in CONSUMPTION_INPUTS}
@@ -88,9 +92,12 @@ def _tenant_rows(
                 "cores": draw(or_null(st.integers(0, 4), 3)),
             }
         )
+    hosts = {row["host_id"] for row in rows["devices"]} if bare_hosts else set()
     if devices:
         pairs = st.tuples(st.sampled_from(devices), st.sampled_from(APPLICATIONS))
         for device, app in draw(st.lists(pairs, max_size=20)):  # duplicates welcome
+            if device in hosts:
+                continue
             rows["installations"].append({"tenant_id": tenant, "device_id": device, "application_id": app})
     licenses = draw(st.lists(st.sampled_from(LICENSES), unique=True, max_size=5))
     for lic in licenses:
@@ -113,7 +120,7 @@ def _tenant_rows(
             }
         )
         # At most one row per (license, target); targets resolve for the license's metric.
-        targets = users if metric == "user" else devices
+        targets = users if metric == "user" else [d for d in devices if d not in hosts]
         for target in draw(st.lists(st.sampled_from(targets), unique=True)) if targets else []:
             rows["allocations"].append(
                 {
@@ -163,18 +170,20 @@ def consumption_inputs(
     max_tenants: int = 3,
     metrics: tuple[str, ...] = METRICS,
     vm_rights: tuple[str, ...] = ("none", "host"),
+    bare_hosts: bool = False,
 ) -> dict[str, pa.Table]:
     """Valid section 1 input tables of 1..``max_tenants`` tenants.
 
     ``int_ids`` fixes the id type (None: drawn); ``metrics`` and ``vm_rights`` limit the licenses
-    drawn, to aim at one rule.
+    drawn, and ``bare_hosts`` gives VM hosts no installation and no allocation (so they consume
+    nothing and their VMs meet the core cap), to aim at one rule.
     """
     use_ints = draw(st.booleans()) if int_ids is None else int_ids
     ids = INT_IDS if use_ints else STR_IDS
     tenants = draw(st.lists(st.sampled_from(TENANTS), min_size=1, max_size=max_tenants, unique=True))
     rows: dict[str, list[dict[str, Any]]] = {name: [] for name in CONSUMPTION_INPUTS}
     for tenant in tenants:
-        for name, tenant_rows in draw(_tenant_rows(tenant, metrics, vm_rights)).items():
+        for name, tenant_rows in draw(_tenant_rows(tenant, metrics, vm_rights, bare_hosts)).items():
             rows[name].extend(tenant_rows)
     tables = {name: _table(draw, name, rows[name], ids) for name in CONSUMPTION_INPUTS}
     return {name: table for name, table in tables.items() if table is not None}
