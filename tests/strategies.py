@@ -167,12 +167,13 @@ def consumption_inputs(
     draw: st.DrawFn,
     *,
     int_ids: bool | None = None,
+    min_tenants: int = 1,
     max_tenants: int = 3,
     metrics: tuple[str, ...] = METRICS,
     vm_rights: tuple[str, ...] = ("none", "host"),
     bare_hosts: bool = False,
 ) -> dict[str, pa.Table]:
-    """Valid section 1 input tables of 1..``max_tenants`` tenants.
+    """Valid section 1 input tables of ``min_tenants``..``max_tenants`` tenants.
 
     ``int_ids`` fixes the id type (None: drawn); ``metrics`` and ``vm_rights`` limit the licenses
     drawn, and ``bare_hosts`` gives VM hosts no installation and no allocation (so they consume
@@ -180,7 +181,9 @@ def consumption_inputs(
     """
     use_ints = draw(st.booleans()) if int_ids is None else int_ids
     ids = INT_IDS if use_ints else STR_IDS
-    tenants = draw(st.lists(st.sampled_from(TENANTS), min_size=1, max_size=max_tenants, unique=True))
+    tenants = draw(st.lists(
+        st.sampled_from(TENANTS), min_size=min_tenants, max_size=max_tenants, unique=True
+    ))
     rows: dict[str, list[dict[str, Any]]] = {name: [] for name in CONSUMPTION_INPUTS}
     for tenant in tenants:
         for name, tenant_rows in draw(_tenant_rows(tenant, metrics, vm_rights, bare_hosts)).items():

@@ -1,0 +1,137 @@
+"""The ``licensecore`` command line (SPEC section 7).
+
+Exit status: 0 success; 2 bad input (table, column, row and value named; nothing written);
+1 any other failure. Messages go to stderr without a traceback unless ``--debug``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import resource
+import sys
+import time
+import traceback
+from collections.abc import Mapping, Sequence
+
+import pyarrow as pa
+
+from licensecore.clients.errors import InputRejected, LicenseCoreServerError
+from licensecore.clients.report import consumption_summary, format_table
+from licensecore.clients.tableio import read_tables, write_tables
+from licensecore.server.errors import InputError
+from licensecore.server.schema import CONSUMPTION_INPUTS
+
+SIZES = ("S", "M", "L", "XL")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command; returns the exit status."""
+    args = _parser().parse_args(argv)
+    try:
+        return args.run(args)
+    except InputError as exc:
+        return _fail(args, f"bad input: {exc}", 2)
+    except InputRejected as exc:
+        return _fail(args, f"bad input: {exc.message}", 2)
+    except LicenseCoreServerError as exc:
+        return _fail(args, f"server refused the call: {exc.code.name}: {exc.message}", 1)
+    except KeyboardInterrupt:
+        return _fail(args, "interrupted", 1)
+    except Exception as exc:  # noqa: BLE001 - the contract: a message, no traceback
+        return _fail(args, f"error: {type(exc).__name__}: {exc}", 1)
+
+
+def _fail(args: argparse.Namespace, message: str, status: int) -> int:
+    if args.debug:
+        traceback.print_exc()
+    print(f"licensecore: {message}", file=sys.stderr)
+    return status
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="licensecore", description=__doc__.splitlines()[0])
+    parser.add_argument("--debug", action="store_true", help="show tracebacks")
+    sub = parser.add_subparsers(required=True, metavar="COMMAND")
+
+    serve = sub.add_parser("serve", help="run the gRPC server")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=50051)
+    serve.set_defaults(run=_serve)
+
+    consume = sub.add_parser("consume", help="license consumption (SPEC section 1)")
+    consume.add_argument("--input", required=True, metavar="DIR", help="<table>.parquet|csv|arrow files")
+    consume.add_argument("--output", required=True, metavar="DIR", help="where <table>.parquet go")
+    consume.add_argument("--server", metavar="HOST:PORT", help="compute on this server, not in-process")
+    consume.set_defaults(run=_consume)
+
+    demo = sub.add_parser("demo", help="generate a synthetic enterprise, compute it, summarise")
+    demo.add_argument("--size", choices=SIZES, default="M")
+    demo.add_argument("--seed", type=int, default=0)
+    demo.add_argument("--server", metavar="HOST:PORT", help="compute on this server, not in-process")
+    demo.add_argument("--output", metavar="DIR", help="also write the output tables here")
+    demo.set_defaults(run=_demo)
+    return parser
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from licensecore.server.app import serve
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    serve(args.host, args.port)
+    return 0
+
+
+def _compute(tables: Mapping[str, pa.Table], server: str | None) -> dict[str, pa.Table]:
+    if server:
+        from licensecore.clients.client import LicenseCoreClient
+
+        with LicenseCoreClient(server) as client:
+            return client.compute_consumption(tables)
+    from licensecore.server.consumption import compute_consumption
+
+    return compute_consumption(tables)
+
+
+def _consume(args: argparse.Namespace) -> int:
+    tables = read_tables(args.input, CONSUMPTION_INPUTS)
+    outputs = _compute(tables, args.server)
+    write_tables(outputs, args.output)
+    print(consumption_summary(outputs))
+    return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from licensecore.bench.datagen import generate
+
+    started = time.perf_counter()
+    tables = generate(args.size, args.seed)
+    generated = time.perf_counter() - started
+    if not args.server:
+        from licensecore.server.consumption import warm_up
+
+        started = time.perf_counter()
+        warm_up()
+        print(f"kernels ready in {time.perf_counter() - started:.2f} s (compiled once, then cached)")
+    started = time.perf_counter()
+    outputs = _compute(tables, args.server)
+    computed = time.perf_counter() - started
+    peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    rows = [(name, t.num_rows, t.nbytes / 2**20) for name, t in tables.items()]
+    total_rows = sum(r[1] for r in rows)
+    rows.append(("TOTAL", total_rows, sum(r[2] for r in rows)))
+    print(f"size {args.size}, seed {args.seed}: generated in {generated:.2f} s")
+    print(format_table(("input table", "rows", "MiB"), rows))
+    where = f"on {args.server}" if args.server else "in-process"
+    print(f"\nconsumption computed {where} in {computed:.2f} s "
+          f"({total_rows / computed:,.0f} input rows/s); peak RSS {peak_mib:,.0f} MiB")
+    print(", ".join(f"{name} {t.num_rows:,} rows" for name, t in outputs.items()))
+    print()
+    print(consumption_summary(outputs))
+    if args.output:
+        write_tables(outputs, args.output)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,52 @@
+"""Short human-readable summaries printed by the command line."""
+
+from __future__ import annotations
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+
+def consumption_summary(outputs: dict[str, pa.Table]) -> str:
+    """Per tenant and in total: licenses, consumers, consumed, shortfall, shortfall and charged cost."""
+    summary = outputs["license_summary"]
+    by_tenant = summary.group_by("tenant_id").aggregate([
+        ("license_id", "count"), ("consumers", "sum"), ("consumed", "sum"),
+        ("shortfall", "sum"), ("shortfall_cost", "sum"),
+    ])
+    cost = outputs["chargeback"].group_by("tenant_id").aggregate([("cost", "sum")])
+    cost_of = dict(zip(cost.column("tenant_id").to_pylist(), cost.column("cost_sum").to_pylist()))
+    by_tenant = by_tenant.sort_by("tenant_id")
+    header = ("tenant", "licenses", "consumers", "consumed", "shortfall", "shortfall cost", "cost")
+    rows = []
+    for r in by_tenant.to_pylist():
+        rows.append((r["tenant_id"], r["license_id_count"], r["consumers_sum"], r["consumed_sum"],
+                     r["shortfall_sum"], r["shortfall_cost_sum"], cost_of.get(r["tenant_id"], 0.0)))
+    total = ("TOTAL", summary.num_rows, _sum(summary, "consumers"), _sum(summary, "consumed"),
+             _sum(summary, "shortfall"), _sum(summary, "shortfall_cost"),
+             _sum(outputs["chargeback"], "cost"))
+    return format_table(header, rows + [total])
+
+
+def _sum(table: pa.Table, column: str) -> float:
+    return pc.sum(table.column(column)).as_py() or 0
+
+
+def format_table(header: tuple[str, ...], rows: list[tuple]) -> str:
+    """Right-aligned columns (left for the first), numbers with thousands separators."""
+    def cell(v: object) -> str:
+        if isinstance(v, float):
+            return f"{v:,.2f}"
+        if isinstance(v, int):
+            return f"{v:,}"
+        return str(v)
+
+    cells = [list(header)] + [[cell(v) for v in row] for row in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
+    lines = []
+    for n, r in enumerate(cells):
+        first = r[0].ljust(widths[0])
+        rest = [v.rjust(w) for v, w in zip(r[1:], widths[1:])]
+        lines.append("  ".join([first, *rest]))
+        if n == 0:
+            lines.append("  ".join("-" * w for w in widths))
+    return "\n".join(lines)
