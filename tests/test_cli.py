@@ -1,0 +1,139 @@
+"""The command line (SPEC section 7): in-process and through --server give identical tables."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from licensecore.bench.datagen import generate, write_dir
+from licensecore.clients import LicenseCoreClient
+from licensecore.clients.cli import main
+from licensecore.server.app import create_server
+
+OUTPUTS = ("consumption", "license_summary", "unlicensed", "chargeback")
+
+
+@pytest.fixture(scope="module")
+def server_address():
+    server, port = create_server("127.0.0.1:0")
+    yield f"127.0.0.1:{port}"
+    server.stop(None)
+
+
+@pytest.fixture(scope="module")
+def input_dir(tmp_path_factory):
+    path = tmp_path_factory.mktemp("input")
+    write_dir(generate("S", seed=3), path)
+    return path
+
+
+def _read_outputs(path) -> dict[str, pa.Table]:
+    return {name: pq.read_table(path / f"{name}.parquet") for name in OUTPUTS}
+
+
+def test_consume_in_process_and_through_server_write_identical_tables(
+    input_dir, server_address, tmp_path, capsys
+):
+    assert main(["consume", "--input", str(input_dir), "--output", str(tmp_path / "local")]) == 0
+    summary = capsys.readouterr().out
+    assert "TOTAL" in summary and "shortfall" in summary
+    remote = ["consume", "--input", str(input_dir), "--output", str(tmp_path / "remote"),
+              "--server", server_address]
+    assert main(remote) == 0
+    local, through = _read_outputs(tmp_path / "local"), _read_outputs(tmp_path / "remote")
+    for name in OUTPUTS:
+        assert local[name].num_rows > 0
+        assert local[name].equals(through[name]), name
+
+
+def test_consume_reads_csv_and_arrow_like_parquet(tmp_path):
+    tables = generate("S", seed=4)
+    for fmt in ("parquet", "csv", "arrow"):
+        write_dir(tables, tmp_path / fmt, fmt=fmt)
+        assert main(["consume", "--input", str(tmp_path / fmt), "--output", str(tmp_path / f"out-{fmt}")]) == 0
+    want = _read_outputs(tmp_path / "out-parquet")
+    for fmt in ("csv", "arrow"):
+        got = _read_outputs(tmp_path / f"out-{fmt}")
+        for name in OUTPUTS:
+            assert got[name].to_pylist() == want[name].to_pylist(), (fmt, name)
+
+
+def _bad_input_dir(tmp_path):
+    tables = generate("S", seed=5)
+    lic = tables["licenses"]
+    metric = lic.column("metric").to_pylist()
+    metric[7] = "seat"
+    tables["licenses"] = lic.set_column(lic.schema.get_field_index("metric"), "metric", pa.array(metric))
+    write_dir(tables, tmp_path / "bad")
+    return tmp_path / "bad"
+
+
+@pytest.mark.parametrize("through_server", [False, True], ids=["in-process", "server"])
+def test_bad_input_exits_2_names_the_cell_and_writes_nothing(
+    tmp_path, capsys, server_address, through_server
+):
+    argv = ["consume", "--input", str(_bad_input_dir(tmp_path)), "--output", str(tmp_path / "out")]
+    if through_server:
+        argv += ["--server", server_address]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "licenses.metric" in err and "row 7" in err and "'seat'" in err and "1 row(s)" in err
+    assert "Traceback" not in err
+    assert not (tmp_path / "out").exists()
+
+
+def test_console_script_reports_bad_input_without_traceback(tmp_path):
+    done = subprocess.run(
+        [sys.executable, "-m", "licensecore.clients.cli", "consume", "--input",
+         str(_bad_input_dir(tmp_path)), "--output", str(tmp_path / "out")],
+        capture_output=True, text=True,
+    )
+    assert done.returncode == 2
+    assert "licenses.metric" in done.stderr and "Traceback" not in done.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_missing_input_directory_is_bad_input(tmp_path, capsys):
+    assert main(["consume", "--input", str(tmp_path / "nope"), "--output", str(tmp_path / "o")]) == 2
+    assert "does not exist" in capsys.readouterr().err
+
+
+def test_unreachable_server_exits_1_with_status_name(input_dir, tmp_path, capsys):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    argv = ["consume", "--input", str(input_dir), "--output", str(tmp_path / "o"),
+            "--server", f"127.0.0.1:{port}"]
+    assert main(argv) == 1
+    assert "UNAVAILABLE" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
+
+
+def test_demo_prints_figures_and_summary(capsys, tmp_path):
+    assert main(["demo", "--size", "S", "--output", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "installations" in out and "peak RSS" in out and "TOTAL" in out
+    assert _read_outputs(tmp_path)["license_summary"].num_rows > 0
+
+
+def test_serve_command_serves_until_terminated():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "licensecore.clients.cli", "serve", "--port", str(port)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        line = proc.stdout.readline()
+        assert f"127.0.0.1:{port}" in line, proc.stderr.read() if proc.poll() is not None else line
+        with LicenseCoreClient(f"127.0.0.1:{port}") as client:
+            assert client.health() == "SERVING"
+    finally:
+        proc.terminate()
+        assert proc.wait(timeout=30) == 0
