@@ -29,17 +29,11 @@ class Dictionary:
         rank[order] = np.arange(len(values))
         rank[-1] = -1
         self.values: pa.Array = values.take(pa.array(order))
-        self.codes: list[np.ndarray] = []
-        start = 0
-        for col in columns:
-            stop = start + col.num_chunks
-            parts = [
-                np.asarray(c.indices.fill_null(-1).to_numpy(), np.int64)
-                for c in encoded.chunks[start:stop]
-            ]
-            codes = np.concatenate(parts) if parts else np.empty(0, np.int64)
-            self.codes.append(rank[codes])
-            start = stop
+        parts = [np.asarray(c.indices.fill_null(-1).to_numpy(), np.int64) for c in encoded.chunks]
+        codes = rank[np.concatenate(parts)] if parts else np.empty(0, np.int64)
+        # Split by row counts: dictionary_encode may drop empty chunks.
+        bounds = np.cumsum([len(col) for col in columns])[:-1]
+        self.codes: list[np.ndarray] = np.split(codes, bounds)
 
     def __len__(self) -> int:
         return len(self.values)
@@ -80,5 +74,5 @@ def decode(values: pa.Array, codes: np.ndarray, typ: pa.DataType) -> pa.Array:
     """Ids for codes (-1: null), in the Arrow type the input used."""
     out = values.take(pa.array(codes, mask=codes < 0))
     if pa.types.is_dictionary(typ):
-        return out.dictionary_encode() if out.type != typ else out
+        out = out.dictionary_encode()
     return out.cast(typ) if out.type != typ else out

@@ -142,9 +142,14 @@ def _cast(name: str, col: Column, values: pa.ChunkedArray, id_types: dict) -> pa
     target = _target_type(col, {col.id_kind: (t, "")} if col.kind == "id" else id_types)
     if col.kind == "timestamp":
         target = pa.timestamp(t.unit, tz=t.tz or "UTC")
-    if values.type == target:
-        return values
-    try:
-        return values.cast(target)
-    except pa.ArrowInvalid as exc:  # an integer out of the column's range
-        raise InputError(name, col.name, -1, None, len(values), f"cannot convert to {target}: {exc}")
+    if pa.types.is_integer(target) and values.type != target:
+        info = np.iinfo(target.to_pandas_dtype())
+        outside = pc.or_(pc.less(values, info.min), pc.greater(values, info.max))
+        first_row(name, col.name, outside.fill_null(False).to_numpy(zero_copy_only=False), values,
+                  f"out of range for {target}")
+    if pa.types.is_floating(target):
+        values = values.cast(target)
+        not_finite = pc.invert(pc.is_finite(values)).fill_null(False)
+        first_row(name, col.name, not_finite.to_numpy(zero_copy_only=False), values,
+                  "not a finite number")
+    return values if values.type == target else values.cast(target)

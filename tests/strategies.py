@@ -208,3 +208,12 @@ def tables_from_rows(rows: dict[str, list[dict[str, Any]]], id_type: pa.DataType
         data = {c.name: [r.get(c.name) for r in table_rows] for c in columns}
         tables[name] = pa.table(data, schema=pa.schema(fields))
     return tables
+
+
+def describe(tables: dict[str, pa.Table]) -> str:
+    """Every row of the input tables, in full (Arrow's repr elides long columns)."""
+    lines = []
+    for name, table in tables.items():
+        lines.append(f"{name}: {table.schema.types}")
+        lines.extend(f"    {row}" for row in table.to_pylist())
+    return "\n".join(lines)

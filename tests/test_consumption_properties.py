@@ -12,7 +12,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
-from hypothesis import given
+from hypothesis import given, note
 
 from reference import (
     CONSUMPTION_IMPLEMENTATIONS,
@@ -20,7 +20,7 @@ from reference import (
     engine_consumption,
     reference_consumption,
 )
-from strategies import consumption_inputs, tables_from_rows
+from strategies import consumption_inputs, describe, tables_from_rows
 
 IMPLEMENTATIONS = pytest.mark.parametrize(
     "compute", CONSUMPTION_IMPLEMENTATIONS.values(), ids=list(CONSUMPTION_IMPLEMENTATIONS)
@@ -29,34 +29,39 @@ IMPLEMENTATIONS = pytest.mark.parametrize(
 # ----- engine == reference on random inputs ------------------------------------------------------
 
 
+def _engine_matches_reference(tables: dict[str, pa.Table]) -> None:
+    note(describe(tables))
+    assert_same_outputs(reference_consumption(tables), engine_consumption(tables))
+
+
 @given(consumption_inputs())
 def test_engine_matches_reference_on_random_inputs(tables):
-    assert_same_outputs(reference_consumption(tables), engine_consumption(tables))
+    _engine_matches_reference(tables)
 
 
 @given(consumption_inputs(int_ids=True))
 def test_engine_matches_reference_with_int64_ids_including_negative_and_large(tables):
-    assert_same_outputs(reference_consumption(tables), engine_consumption(tables))
+    _engine_matches_reference(tables)
 
 
 @given(consumption_inputs(int_ids=False))
 def test_engine_matches_reference_with_string_ids_in_byte_order(tables):
-    assert_same_outputs(reference_consumption(tables), engine_consumption(tables))
+    _engine_matches_reference(tables)
 
 
 @given(consumption_inputs(metrics=("user",)))
 def test_engine_matches_reference_on_user_licenses_with_unknown_users_and_multiple_use(tables):
-    assert_same_outputs(reference_consumption(tables), engine_consumption(tables))
+    _engine_matches_reference(tables)
 
 
 @given(consumption_inputs(metrics=("device", "core"), vm_rights=("host",)))
 def test_engine_matches_reference_on_host_flow_down_and_covered_vms(tables):
-    assert_same_outputs(reference_consumption(tables), engine_consumption(tables))
+    _engine_matches_reference(tables)
 
 
 @given(consumption_inputs(metrics=("core",), vm_rights=("host",), bare_hosts=True))
 def test_engine_matches_reference_on_core_vms_capped_by_bare_hosts(tables):
-    assert_same_outputs(reference_consumption(tables), engine_consumption(tables))
+    _engine_matches_reference(tables)
 
 
 def _tenant_alone(tables: dict[str, pa.Table], tenant: str) -> dict[str, pa.Table]:
