@@ -620,17 +620,17 @@ def test_nothing_is_partially_computed() -> None:
         run(d)
 
 
-@pytest.mark.parametrize("table, column, value", [
-    ("licenses", "unit_cost", float("nan")),
-    ("licenses", "points_per_core", float("inf")),
-    ("allocations", "override", float("nan")),
+@pytest.mark.parametrize("table, column, values", [
+    ("licenses", "unit_cost", [1.0, float("nan"), 2.0]),
+    ("licenses", "points_per_core", [1.0, float("inf"), 2.0]),
+    ("allocations", "override", [None, float("nan"), None]),
 ], ids=["nan-unit_cost", "inf-points_per_core", "nan-override"])
-def test_non_finite_numbers_are_rejected_with_their_row(table: str, column: str, value: float) -> None:
+def test_non_finite_numbers_are_rejected_with_their_row(table: str, column: str, values: list) -> None:
     """NaN is not "negative" yet not a count either: it would turn costs into NaN silently."""
     d = base()
-    cell(table, column, 1, value)(d)
+    put(table, column, values)(d)
     with pytest.raises(InputError) as info:
         run(d)
     err = info.value
     assert (err.table, err.column, err.row, err.count) == (table, column, 1, 1)
-    assert "finite" in err.problem and str(err.value) == str(value)
+    assert "finite" in err.problem and str(err.value) == str(values[1])
