@@ -40,22 +40,39 @@ class Dictionary:
 
 
 class KeySpace:
-    """Entities keyed by (tenant, id), coded densely in (tenant, id) order."""
+    """Entities keyed by (tenant, id), coded densely in (tenant, id) order.
+
+    When the key range is small next to the number of keys (the usual case: few tenants), a
+    direct-address table maps keys to codes in O(1); otherwise keys are sorted and searched.
+    """
 
     def __init__(self, keys: np.ndarray, width: int) -> None:
-        self.keys = np.unique(keys[keys >= 0])
         self.width = max(width, 1)
+        keys = keys[keys >= 0]
+        n_cells = int(keys.max()) + 1 if keys.size else 0
+        self._table: np.ndarray | None = None
+        if n_cells <= 8 * keys.size + (1 << 20):
+            present = np.zeros(n_cells, np.bool_)
+            present[keys] = True
+            self.keys = np.flatnonzero(present)
+            self._table = np.full(n_cells, -1, np.int64)
+            self._table[self.keys] = np.arange(self.keys.size)
+        else:
+            self.keys = np.unique(keys)
 
     def __len__(self) -> int:
         return self.keys.size
 
     def lookup(self, keys: np.ndarray) -> np.ndarray:
         """Entity code of each key; -1 for a null key or one that is not an entity."""
-        pos = np.searchsorted(self.keys, keys)
-        pos = np.minimum(pos, max(self.keys.size - 1, 0))
-        found = (keys >= 0) & (self.keys.size > 0)
-        if self.keys.size:
-            found &= self.keys[pos] == keys
+        if self._table is not None:
+            if not self._table.size:
+                return np.full(keys.shape, -1, np.int64)
+            inside = (keys >= 0) & (keys < self._table.size)
+            return np.where(inside, self._table[np.where(inside, keys, 0)], -1)
+        pos = np.minimum(np.searchsorted(self.keys, keys), max(self.keys.size - 1, 0))
+        found = keys >= 0
+        found &= self.keys[pos] == keys if self.keys.size else False
         return np.where(found, pos, -1)
 
     def tenant_of(self, codes: np.ndarray) -> np.ndarray:
