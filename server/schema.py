@@ -16,6 +16,11 @@ REQUIRED = object()  # marks a column without a default
 # Users and devices share one kind ("party") because allocation targets hold either and the
 # free-pair order compares user ids with device ids.
 PARTY, APPLICATION, LICENSE = "party", "application", "license"
+# Section 3: member_id and actor_id hold persons, groups, roles, business roles and collections,
+# so all of those are one kind ("principal").
+PRINCIPAL, ACCOUNT, LOCATION, POOL, BUNDLE, LICENSE_GROUP, SKU = (
+    "principal", "account", "location", "pool", "bundle", "license_group", "sku",
+)
 
 
 @dataclass(frozen=True)
@@ -23,7 +28,7 @@ class Column:
     """One column of a SPEC table.
 
     ``kind`` is one of: "tenant", "id", "string", "enum", "bool", "int32", "int64", "float64",
-    "timestamp". ``id_kind`` names the key space of an id column; ``values`` the allowed enum
+    "timestamp", "string_list". ``id_kind`` names the key space of an id column; ``values`` the allowed enum
     values; ``minimum`` a lower bound for numbers.
     """
 
@@ -103,6 +108,80 @@ CONSUMPTION_INPUTS: dict[str, tuple[Column, ...]] = {
     ),
 }
 
+BUNDLE_INPUTS: dict[str, tuple[Column, ...]] = {
+    # Any other column of `people` is an attribute for collection filters (string, bool, numeric).
+    "people": (
+        _tenant(),
+        _id("person_id", PRINCIPAL),
+        _id("account_id", ACCOUNT, None),
+        Column("enabled", "bool", True),
+        _id("business_role_id", PRINCIPAL, None),
+        _id("location_id", LOCATION, None),
+    ),
+    "locations": (
+        _tenant(),
+        _id("location_id", LOCATION),
+        _id("parent_id", LOCATION, None),
+    ),
+    "group_members": (
+        _tenant(),
+        _id("group_id", PRINCIPAL),
+        Column("member_type", "enum", values=("person", "group")),
+        _id("member_id", PRINCIPAL),
+    ),
+    "role_members": (
+        _tenant(),
+        _id("role_id", PRINCIPAL),
+        _id("person_id", PRINCIPAL),
+    ),
+    "collections": (
+        _tenant(),
+        _id("collection_id", PRINCIPAL),
+        Column("filter", "string"),
+    ),
+    "pools": (
+        _tenant(),
+        _id("pool_id", POOL),
+        _id("sku_id", SKU),
+        Column("capacity", "int64", None, minimum=0),
+        Column("unit_price", "float64", 0.0, minimum=0),
+    ),
+    "bundles": (
+        _tenant(),
+        _id("bundle_id", BUNDLE),
+        _id("pool_id", POOL),
+        _id("license_group_id", LICENSE_GROUP),
+        Column("capacity", "int64", None, minimum=0),
+        Column("disabled_plans", "string_list", None),
+        Column("revoke_threshold", "int64", None, minimum=0),
+    ),
+    "bundle_rules": (
+        _tenant(),
+        _id("bundle_id", BUNDLE),
+        Column("rule", "enum", values=("assign", "exclude", "eligible", "exclude_eligible")),
+        Column("actor_type", "enum", values=("person", "group", "role", "business_role", "collection")),
+        _id("actor_id", PRINCIPAL),
+        _id("location_id", LOCATION, None),
+    ),
+    "license_group_members": (
+        _tenant(),
+        _id("license_group_id", LICENSE_GROUP),
+        _id("account_id", ACCOUNT),
+    ),
+    "skus": (
+        _tenant(),
+        _id("sku_id", SKU),
+        Column("enabled_units", "int64", None, minimum=0),
+    ),
+    "sku_conflicts": (
+        _tenant(),
+        _id("sku_a", SKU),
+        _id("sku_b", SKU),
+    ),
+}
+
+BUNDLE_STATUSES = ("granted", "over_bundle_capacity", "over_pool_capacity", "disabled", "no_account")
+
 CONSUMPTION_REASONS = (
     "exempt",
     "override",
@@ -152,5 +231,73 @@ CONSUMPTION_OUTPUTS: dict[str, tuple[tuple[str, pa.DataType, str | None], ...]] 
         ("org_unit", pa.string(), None),
         ("consumption", pa.float64(), None),
         ("cost", pa.float64(), None),
+    ),
+}
+
+BUNDLE_OUTPUTS: dict[str, tuple[tuple[str, pa.DataType, str | None], ...]] = {
+    "bundle_assignees": (
+        ("tenant_id", pa.string(), None),
+        ("bundle_id", ID, BUNDLE),
+        ("person_id", ID, PRINCIPAL),
+        ("account_id", ID, ACCOUNT),
+        ("status", pa.string(), None),
+    ),
+    "fulfillment": (
+        ("tenant_id", pa.string(), None),
+        ("license_group_id", ID, LICENSE_GROUP),
+        ("op", pa.string(), None),
+        ("account_id", ID, ACCOUNT),
+        ("bundle_id", ID, BUNDLE),
+        ("status", pa.string(), None),
+    ),
+    "bundle_summary": (
+        ("tenant_id", pa.string(), None),
+        ("bundle_id", ID, BUNDLE),
+        ("pool_id", ID, POOL),
+        ("assigned", pa.int64(), None),
+        ("excluded", pa.int64(), None),
+        ("resultant", pa.int64(), None),
+        ("granted", pa.int64(), None),
+        ("over_capacity", pa.int64(), None),
+        ("adds", pa.int64(), None),
+        ("removes", pa.int64(), None),
+    ),
+    "pool_summary": (
+        ("tenant_id", pa.string(), None),
+        ("pool_id", ID, POOL),
+        ("sku_id", ID, SKU),
+        ("capacity", pa.int64(), None),
+        ("bundle_capacity", pa.int64(), None),
+        ("granted", pa.int64(), None),
+        ("over_capacity", pa.int64(), None),
+        ("monthly_cost", pa.float64(), None),
+        ("annual_cost", pa.float64(), None),
+        ("overcommitted", pa.bool_(), None),
+    ),
+    "sku_summary": (
+        ("tenant_id", pa.string(), None),
+        ("sku_id", ID, SKU),
+        ("enabled_units", pa.int64(), None),
+        ("seats", pa.int64(), None),
+        ("shortfall", pa.int64(), None),
+    ),
+    "eligibility": (
+        ("tenant_id", pa.string(), None),
+        ("bundle_id", ID, BUNDLE),
+        ("person_id", ID, PRINCIPAL),
+    ),
+    "conflicts": (
+        ("tenant_id", pa.string(), None),
+        ("person_id", ID, PRINCIPAL),
+        ("kind", pa.string(), None),
+        ("sku_ids", pa.list_(pa.string()), None),
+        ("bundle_ids", pa.list_(pa.string()), None),
+    ),
+    "warnings": (
+        ("tenant_id", pa.string(), None),
+        ("table", pa.string(), None),
+        ("kind", pa.string(), None),
+        ("id", pa.string(), None),
+        ("message", pa.string(), None),
     ),
 }

@@ -11,7 +11,9 @@ from reference import CONSUMPTION_IMPLEMENTATIONS
 from strategies import tables_from_rows
 
 T = "tenant-1"
-IMPLEMENTATIONS = pytest.mark.parametrize("compute", CONSUMPTION_IMPLEMENTATIONS.values(), ids=list(CONSUMPTION_IMPLEMENTATIONS))
+IMPLEMENTATIONS = pytest.mark.parametrize(
+    "compute", CONSUMPTION_IMPLEMENTATIONS.values(), ids=list(CONSUMPTION_IMPLEMENTATIONS)
+)
 
 
 def _run(compute, rows: dict[str, list[dict[str, Any]]], id_type: pa.DataType = pa.string()):
@@ -20,8 +22,12 @@ def _run(compute, rows: dict[str, list[dict[str, Any]]], id_type: pa.DataType = 
     return compute(tables_from_rows(rows, id_type))
 
 
-def _by_consumer(out) -> dict[tuple[str, Any], dict[str, Any]]:
-    return {(r["consumer_type"], r["consumer_id"]): r for r in out["consumption"]}
+def _lines(out) -> list[tuple[str, Any, int, float]]:
+    """(consumer_type, consumer_id, devices, consumption) of every consumption row, in order."""
+    return [
+        (r["consumer_type"], r["consumer_id"], r["devices"], r["consumption"])
+        for r in out["consumption"]
+    ]
 
 
 def _summary(out, license_id) -> dict[str, Any]:
@@ -124,7 +130,9 @@ def test_example2_allocated_devices_never_over_utilized(compute, id_type):
         "installations": [{"device_id": device(i), "application_id": app} for i in range(1, 13)],
         "licenses": [{"license_id": lic, "metric": "device", "entitlements": 10, "unit_cost": 2.5}],
         "license_applications": [{"license_id": lic, "application_id": app}],
-        "allocations": [{"license_id": lic, "target_id": device(i), "type": "allocated"} for i in ALLOCATED],
+        "allocations": [
+            {"license_id": lic, "target_id": device(i), "type": "allocated"} for i in ALLOCATED
+        ],
     }
     out = _run(compute, rows, id_type)
     summary = _summary(out, lic)
@@ -140,13 +148,16 @@ def test_example2_allocated_devices_never_over_utilized(compute, id_type):
     assert allocated == {device(i) for i in ALLOCATED}
 
 
-# ----- Example 3: a retired user -------------------------------------------------------------------
+# ----- Example 3: a retired user ------------------------------------------------------------------
 
 
 def _retired_user(status: str) -> dict[str, list[dict[str, Any]]]:
     return {
         "users": [{"user_id": "r", "status": status, "org_unit": "finance"}],
-        "devices": [{"device_id": "desktop", "user_id": "r"}, {"device_id": "laptop", "user_id": "r"}],
+        "devices": [
+            {"device_id": "desktop", "user_id": "r"},
+            {"device_id": "laptop", "user_id": "r"},
+        ],
         "installations": [
             {"device_id": "desktop", "application_id": "visio"},
             {"device_id": "laptop", "application_id": "visio"},
@@ -160,10 +171,7 @@ def _retired_user(status: str) -> dict[str, list[dict[str, Any]]]:
 def test_example3_retired_user_devices_each_consume(compute):
     out = _run(compute, _retired_user("retired"))
     # "Each device is its own consumer: consumption 2, two rows with consumer_type device."
-    assert [(r["consumer_type"], r["consumer_id"], r["devices"], r["consumption"]) for r in out["consumption"]] == [
-        ("device", "desktop", 1, 1.0),
-        ("device", "laptop", 1, 1.0),
-    ]
+    assert _lines(out) == [("device", "desktop", 1, 1.0), ("device", "laptop", 1, 1.0)]
     assert all(r["reason"] == "installed" for r in out["consumption"])
     assert _summary(out, "U")["consumed"] == 2.0
     # chargeback: "for a device consumer, of the device's user_id whatever its status"
@@ -176,13 +184,11 @@ def test_example3_retired_user_devices_each_consume(compute):
 def test_example3_active_user_consumes_once(compute):
     out = _run(compute, _retired_user("active"))
     # "Were r active: one row, consumer_type user, consumption 1."
-    assert [(r["consumer_type"], r["consumer_id"], r["devices"], r["consumption"]) for r in out["consumption"]] == [
-        ("user", "r", 2, 1.0)
-    ]
+    assert _lines(out) == [("user", "r", 2, 1.0)]
     assert _summary(out, "U")["consumed"] == 1.0
 
 
-# ----- Example 4: spill-over -----------------------------------------------------------------------
+# ----- Example 4: spill-over ----------------------------------------------------------------------
 
 
 def _spill_over(l2_entitlements: int, true_up: str | None) -> dict[str, list[dict[str, Any]]]:
@@ -191,14 +197,14 @@ def _spill_over(l2_entitlements: int, true_up: str | None) -> dict[str, list[dic
         "devices": [{"device_id": f"d{i}"} for i in range(1, 6)],
         "installations": [{"device_id": f"d{i}", "application_id": "a"} for i in range(1, 6)],
         "licenses": [
-            {"license_id": "L1", "metric": "device", "priority": 1, "entitlements": 2, "true_up": true_up == "L1"},
             {
-                "license_id": "L2",
+                "license_id": lic,
                 "metric": "device",
-                "priority": 2,
-                "entitlements": l2_entitlements,
-                "true_up": true_up == "L2",
-            },
+                "priority": priority,
+                "entitlements": ent,
+                "true_up": true_up == lic,
+            }
+            for lic, priority, ent in (("L1", 1, 2), ("L2", 2, l2_entitlements))
         ],
         "license_applications": [
             {"license_id": "L1", "application_id": "a"},
@@ -238,7 +244,10 @@ def test_example4_spill_over_to_next_candidate(compute):
 def test_example4_both_full_goes_to_true_up_else_first(compute, true_up, expected):
     out = _run(compute, _spill_over(l2_entitlements=1, true_up=true_up))
     assert _holders(out) == expected
-    over = {lic: [r["consumer_id"] for r in out["consumption"] if r["over_utilized"] and r["license_id"] == lic] for lic in expected}
+    over: dict[str, list[str]] = {"L1": [], "L2": []}
+    for row in out["consumption"]:
+        if row["over_utilized"]:
+            over[row["license_id"]].append(row["consumer_id"])
     # The spilled devices are the last in consumer order, so they are the over-utilised ones.
     assert over == {"L1": expected["L1"][2:], "L2": expected["L2"][1:]}
     assert _summary(out, "L1")["shortfall"] == len(expected["L1"]) - 2

@@ -1,8 +1,9 @@
 """Slow, plain-Python reference of SPEC section 1 (consumption), written straight from the text.
 
 One tenant at a time, with sets, dicts and loops; readable rather than fast. It assumes valid input
-(validation is tested elsewhere) but applies defaults and dedupes link tables. Quotes are SPEC
-sentences; "Decision n" marks the team's interpretation where the SPEC is silent.
+(validation is tested elsewhere) but applies defaults and dedupes link tables. Comments quote the
+SPEC sentence each step implements; "Decision n" marks the team's reading where the SPEC is silent
+(docs/decisions.md).
 """
 
 from __future__ import annotations
@@ -15,11 +16,12 @@ import pyarrow as pa
 
 Id = str | int
 Consumer = tuple[str, Id]  # (consumer_type, consumer_id)
+Line = tuple[float, str, int]  # (consumption, reason, devices) of one consumer
 Row = dict[str, Any]
 
 REQUIRED = object()
 
-# SPEC 1.1, the columns section 1 reads and their defaults (other columns are "ignored").
+# SPEC 1.1: the columns section 1 reads, with their defaults ("Extra columns are ignored").
 INPUT_COLUMNS: dict[str, dict[str, object]] = {
     "users": {"tenant_id": REQUIRED, "user_id": REQUIRED, "status": "active", "org_unit": None},
     "devices": {
@@ -59,7 +61,7 @@ INPUT_COLUMNS: dict[str, dict[str, object]] = {
     },
 }
 
-# SPEC 1.6: output columns in order; the leading ones named in SORT_KEYS are the sort key.
+# SPEC 1.6: the output columns in order, and the sort key of each table.
 OUTPUT_COLUMNS: dict[str, tuple[str, ...]] = {
     "consumption": (
         "tenant_id", "license_id", "consumer_type", "consumer_id", "devices", "consumption",
@@ -87,8 +89,8 @@ def reference_consumption(tables: Mapping[str, pa.Table]) -> dict[str, list[Row]
     tenants = {row["tenant_id"] for table_rows in rows.values() for row in table_rows}
     out: dict[str, list[Row]] = {name: [] for name in OUTPUT_COLUMNS}
     for tenant in tenants:
-        tenant_rows = {name: [r for r in rs if r["tenant_id"] == tenant] for name, rs in rows.items()}
-        for name, produced in _Tenant(tenant, tenant_rows).compute().items():
+        alone = {name: [r for r in rs if r["tenant_id"] == tenant] for name, rs in rows.items()}
+        for name, produced in _Tenant(tenant, alone).compute().items():
             out[name].extend(produced)
     # "Output rows are sorted by tenant_id and then by the key columns listed per table."
     return {
@@ -115,8 +117,8 @@ def _read(table: pa.Table | None, columns: Mapping[str, object]) -> list[Row]:
 
 
 def _sortable(value: object) -> tuple[bool, object]:
-    # "Sorting: nulls last; strings in code-point (UTF-8 byte) order." Python compares str by code
-    # point and int numerically, as "ascending id order" asks.
+    # "Sorting: nulls last; strings in code-point (UTF-8 byte) order." Python orders str by code
+    # point and int numerically ("Ascending id order").
     return (value is None, value)
 
 
@@ -128,7 +130,8 @@ def units(n: int, m: int) -> int:
 
 
 def binds(allocation: Row | None) -> bool:
-    """An allocation "binds when its type is not `unallocated` or its `exemption` is not null"."""
+    """Whether an allocation binds."""
+    # "It binds when its type is not `unallocated` or its `exemption` is not null."
     return allocation is not None and (
         allocation["type"] != "unallocated" or allocation["exemption"] is not None
     )
@@ -145,65 +148,62 @@ class _Tenant:
         self.evidence = {(r["device_id"], r["application_id"]) for r in rows["installations"]}
         self.licenses = {r["license_id"]: r for r in rows["licenses"]}
         # "Duplicate rows in link tables (installations, license_applications, ...) count once."
-        links = {(r["license_id"], r["application_id"]) for r in rows["license_applications"]}
         self.apps_of: dict[Id, set[Id]] = {lic: set() for lic in self.licenses}
-        for lic, app in links:
-            self.apps_of[lic].add(app)
+        for r in rows["license_applications"]:
+            self.apps_of[r["license_id"]].add(r["application_id"])
         # "At most one row per (license, target)."
         self.allocation_rows = {(r["license_id"], r["target_id"]): r for r in rows["allocations"]}
-        # State of Rule 1: per license, the devices of each consumer's pairs, and the forced ones.
+        # The state of Rule 1: per license, the devices of each consumer's pairs on it, the number
+        # of pairs assigned to it, and the consumers forced onto it.
         self.pair_devices: dict[Id, dict[Consumer, set[Id]]] = {lic: {} for lic in self.licenses}
         self.pairs_on: dict[Id, int] = {lic: 0 for lic in self.licenses}
-        self.forced: dict[Id, set[Consumer]] = {
-            lic: self.forced_consumers(row) for lic, row in self.licenses.items()
-        }
+        self.forced = {lic_id: self.forced_consumers(lic) for lic_id, lic in self.licenses.items()}
 
-    # ----- 1.2 Definitions -------------------------------------------------------------------
+    # ----- 1.2 Definitions ------------------------------------------------------------------------
 
     def known(self, user_id: Id | None) -> bool:
-        """"A user is known when it exists with status active.\""""
+        # "A user is known when it exists with status active."
         return user_id in self.users and self.users[user_id]["status"] == "active"
 
     def consumer(self, device: Id, lic: Row) -> Consumer:
-        """"for device and core licenses, d itself; for user licenses, d's user when that user is
-        known, otherwise d itself (an unknown-user device)\""""
+        # "The consumer of device d for license L: for device and core licenses, d itself; for
+        # user licenses, d's user when that user is known, otherwise d itself"
         user = self.devices[device]["user_id"]
         if lic["metric"] == "user" and self.known(user):
             return ("user", user)
         return ("device", device)
 
     def allocation(self, lic: Row, consumer: Consumer) -> Row | None:
-        """"The allocation of (L, consumer) is the allocations row with that license and target.\""""
+        # "The allocation of (L, consumer) is the allocations row with that license and target."
         kind, target = consumer
-        # Decision 1: on user licenses only user consumers match, on device/core licenses only
-        # device consumers.
+        # Decision 1: user licenses match user consumers only, device/core licenses device
+        # consumers only.
         if kind != ("user" if lic["metric"] == "user" else "device"):
             return None
         # "An allocation whose target is a user who is not known binds nothing and forces nothing
-        # (it is ignored)." (Decision 1: no override or exemption either.)
+        # (it is ignored)." Decision 1: nor does it give an override or an exemption.
         if kind == "user" and not self.known(target):
             return None
         return self.allocation_rows.get((lic["license_id"], target))
 
     def forces(self, lic: Row, allocation: Row | None) -> bool:
-        """An allocation "forces its consumer onto L ... when it binds and either its type is
-        `permanent`, or `L.allocations_consume` is true and its type is `allocated` or
-        `awaiting_inventory`"."""
-        return binds(allocation) and (
-            allocation["type"] == "permanent"
-            or (lic["allocations_consume"] and allocation["type"] in ("allocated", "awaiting_inventory"))
-        )
+        # "An allocation forces its consumer onto L ... when it binds and either its type is
+        # permanent, or L.allocations_consume is true and its type is allocated or
+        # awaiting_inventory."
+        if not binds(allocation):
+            return False
+        consuming = allocation["type"] in ("allocated", "awaiting_inventory")
+        return allocation["type"] == "permanent" or (lic["allocations_consume"] and consuming)
 
     def forced_consumers(self, lic: Row) -> set[Consumer]:
-        """The consumers forced onto a license by their allocations."""
         kind = "user" if lic["metric"] == "user" else "device"
         targets = [t for (lic_id, t) in self.allocation_rows if lic_id == lic["license_id"]]
         return {(kind, t) for t in targets if self.forces(lic, self.allocation(lic, (kind, t)))}
 
     def host_binds(self, device: Id, lic: Row) -> bool:
-        """"With vm_rights = host, a virtual machine (a device with host_id) is bound to L when its
-        host has a binding allocation on L." "Host flow-down exists only for device and core
-        licenses." "only the direct host counts\""""
+        # "With vm_rights = host, a virtual machine (a device with host_id) is bound to L when its
+        # host has a binding allocation on L"; "Host flow-down exists only for device and core
+        # licenses." Only the direct host (as "VM rules: only the direct host counts").
         host = self.devices[device]["host_id"]
         return (
             lic["metric"] != "user"
@@ -213,24 +213,26 @@ class _Tenant:
         )
 
     def candidates(self, app: Id) -> list[Row]:
-        """"the licenses linked to it, in order (priority ascending, then license_id ascending)\""""
+        # "Candidates of an application: the licenses linked to it, in order (priority ascending,
+        # then license_id ascending)."
         linked = [lic for lic_id, lic in self.licenses.items() if app in self.apps_of[lic_id]]
         return sorted(linked, key=lambda lic: (lic["priority"], lic["license_id"]))
 
     def points(self, device: Id, lic: Row) -> float | None:
-        """"max(L.min_points, d.cores x L.points_per_core); undefined when cores is null\""""
+        # "points(d, L) = max(L.min_points, d.cores × L.points_per_core); undefined when cores is
+        # null."
         cores = self.devices[device]["cores"]
         if cores is None:
             return None
         return max(lic["min_points"], cores * lic["points_per_core"])
 
-    # ----- 1.4 Rule 2, the table (also used by Rule 1 for "consumption so far") ------------------
+    # ----- 1.4 Rule 2's table, also "consumption so far" in Rule 1 --------------------------------
 
     def devices_counted(self, lic: Row, consumer: Consumer, pairs: set[Id], forced: bool) -> int:
-        """n, "the number of distinct devices counted for c"."""
+        # "let n be the number of distinct devices counted for c"
         kind, consumer_id = consumer
-        # "device license: c's own device (n = 1)"; "core license: c's own device"; an
-        # unknown-user device on a user license: its pairs are on its own device.
+        # "device license: c's own device (n = 1)"; "core license: c's own device"; and an
+        # unknown-user device on a user license has pairs on its own device only.
         if lic["metric"] != "user" or kind == "device":
             return 1
         # "user license: the devices of c's pairs on L; when c is forced, every device whose
@@ -240,8 +242,8 @@ class _Tenant:
             return max(len(pairs | owned), 1)
         return len(pairs)
 
-    def table(self, lic: Row, consumer: Consumer, pairs: set[Id], forced: bool) -> tuple[float, str, int]:
-        """(consumption, reason, n) of one consumer by the table of Rule 2, without the VM rules."""
+    def table(self, lic: Row, consumer: Consumer, pairs: set[Id], forced: bool) -> Line:
+        """One consumer of ``lic`` by the table of Rule 2, without the virtual-machine rules."""
         n = self.devices_counted(lic, consumer, pairs, forced)
         # "Calculated consumption: device license 1; user license units(n, multiple_use); core
         # license points(c, L), or 0 with reason missing_hardware when cores is null."
@@ -250,20 +252,23 @@ class _Tenant:
             calculated = float(units(n, lic["multiple_use"]))
         elif lic["metric"] == "core":
             points = self.points(consumer[1], lic)
-            calculated, calculated_reason = (0.0, "missing_hardware") if points is None else (points, None)
-        allocation = self.allocation(lic, consumer)
-        by_type = "permanent" if allocation is not None and allocation["type"] == "permanent" else "allocation"
+            if points is None:
+                calculated, calculated_reason = 0.0, "missing_hardware"
+            else:
+                calculated = points
+        allocation = self.allocation(lic, consumer) or {}
+        by_type = "permanent" if allocation.get("type") == "permanent" else "allocation"
         # "| 1 | the allocation has an exemption | 0 | exempt |"
-        if allocation is not None and allocation["exemption"] is not None:
+        if allocation.get("exemption") is not None:
             return 0.0, "exempt", n
         # "| 2 | the allocation has an override | override | override |"
-        if allocation is not None and allocation["override"] is not None:
+        if allocation.get("override") is not None:
             return float(allocation["override"]), "override", n
         # "| 3 | c is forced and L has no linked application | 1 | permanent or allocation |"
-        # (Decision 3: 1 even for a core license with unknown cores.)
+        # Decision 3: 1 even for a core license and a device without cores.
         if forced and not self.apps_of[lic["license_id"]]:
             return 1.0, by_type, n
-        # "| 4 | c is forced | calculated | permanent or allocation (by type) |"
+        # "| 4 | c is forced | calculated | permanent or allocation (by type) |", and
         # "missing_hardware replaces the permanent/allocation/installed reason"
         if forced:
             return calculated, calculated_reason or by_type, n
@@ -271,44 +276,49 @@ class _Tenant:
         return calculated, calculated_reason or "installed", n
 
     def consumers(self, lic_id: Id) -> set[Consumer]:
-        """"the consumers of the pairs assigned to L, plus the consumers forced onto L, plus the
-        targets of exemptions on L that have a pair on L" (the last are among the first)."""
+        # "The consumers of L are the consumers of the pairs assigned to L, plus the consumers
+        # forced onto L, plus the targets of exemptions on L that have a pair on L" (these last
+        # are consumers of their pairs already).
         return set(self.pair_devices[lic_id]) | self.forced[lic_id]
 
     def consumption_so_far(self, lic: Row, extra: tuple[Consumer, Id] | None = None) -> float:
-        """"the sum, over the consumers L has at that moment ..., of their consumption by the
-        table in Rule 2 without the virtual-machine rules", optionally with one more pair."""
+        """Rule 1's "consumption so far" of ``lic``, with one more (consumer, device) if given."""
+        # "the sum, over the consumers L has at that moment (forced consumers and every pair
+        # assigned before, bound pairs included), of their consumption by the table in Rule 2
+        # without the virtual-machine rules"
         lic_id = lic["license_id"]
         holdings = {c: set(devices) for c, devices in self.pair_devices[lic_id].items()}
         if extra is not None:
             holdings.setdefault(extra[0], set()).add(extra[1])
         everyone = set(holdings) | self.forced[lic_id]
+        forced = self.forced[lic_id]
         return sum(
-            self.table(lic, c, holdings.get(c, set()), c in self.forced[lic_id])[0] for c in everyone
+            (self.table(lic, c, holdings.get(c, set()), c in forced)[0] for c in everyone), 0.0
         )
 
-    # ----- 1.3 Rule 1 ----------------------------------------------------------------------------
+    # ----- 1.3 Rule 1 -----------------------------------------------------------------------------
 
     def assign(self, device: Id, lic: Row) -> None:
-        self.pair_devices[lic["license_id"]].setdefault(self.consumer(device, lic), set()).add(device)
+        consumer = self.consumer(device, lic)
+        self.pair_devices[lic["license_id"]].setdefault(consumer, set()).add(device)
         self.pairs_on[lic["license_id"]] += 1
+
+    def bound(self, device: Id, lic: Row) -> bool:
+        # "A pair (d, a) is bound when some candidate L has a binding allocation for
+        # consumer(d, L) (or, with vm_rights = host, for d's host)."
+        own = self.allocation(lic, self.consumer(device, lic))
+        return binds(own) or self.host_binds(device, lic)
 
     def rule1(self) -> list[tuple[Id, Id]]:
         """Assign every evidence pair to one license; return the unlicensed pairs."""
-        # "A pair whose application is linked to no license is unlicensed."
+        # "A pair whose application is linked to no license is unlicensed"
         unlicensed = [(d, a) for d, a in self.evidence if not self.candidates(a)]
         licensed = [(d, a) for d, a in self.evidence if self.candidates(a)]
-        free = []
         # "Per tenant, first every bound pair, then every free pair."
+        free = []
         for device, app in licensed:
-            # "A pair (d, a) is bound when some candidate L has a binding allocation for
-            # consumer(d, L) (or, with vm_rights = host, for d's host). It goes to the first such
-            # candidate."
-            bound_to = [
-                lic
-                for lic in self.candidates(app)
-                if binds(self.allocation(lic, self.consumer(device, lic))) or self.host_binds(device, lic)
-            ]
+            # "It goes to the first such candidate."
+            bound_to = [lic for lic in self.candidates(app) if self.bound(device, lic)]
             if bound_to:
                 self.assign(device, bound_to[0])
             else:
@@ -327,21 +337,23 @@ class _Tenant:
 
     def choose(self, device: Id, candidates: list[Row]) -> Row:
         """The license a free pair goes to."""
-        so_far = {lic["license_id"]: self.consumption_so_far(lic) for lic in candidates}
-        # "Δ of adding (d, a) to L is the increase of that sum"
-        delta = {
-            lic["license_id"]: self.consumption_so_far(lic, (self.consumer(device, lic), device))
-            - so_far[lic["license_id"]]
-            for lic in candidates
-        }
-        # "Each goes to the first candidate, in candidate order, whose marginal consumption Δ is 0;"
+        so_far, delta = {}, {}
+        for lic in candidates:
+            lic_id = lic["license_id"]
+            so_far[lic_id] = self.consumption_so_far(lic)
+            # "Δ of adding (d, a) to L is the increase of that sum"
+            with_pair = self.consumption_so_far(lic, (self.consumer(device, lic), device))
+            delta[lic_id] = with_pair - so_far[lic_id]
+        # "Each goes to the first candidate, in candidate order, whose marginal consumption Δ is
+        # 0;"
         for lic in candidates:
             if delta[lic["license_id"]] == 0:
                 return lic
-        # "else to the first whose consumption so far plus Δ stays within its entitlements
-        # (always true for unlimited);" ("within" means <=)
+        # "else to the first whose consumption so far plus Δ stays within its entitlements (always
+        # true for unlimited);" ("within" means ≤)
         for lic in candidates:
-            if lic["entitlements"] is None or so_far[lic["license_id"]] + delta[lic["license_id"]] <= lic["entitlements"]:
+            total = so_far[lic["license_id"]] + delta[lic["license_id"]]
+            if lic["entitlements"] is None or total <= lic["entitlements"]:
                 return lic
         # "else to the first candidate with true_up; else to the first candidate."
         for lic in candidates:
@@ -349,55 +361,57 @@ class _Tenant:
                 return lic
         return candidates[0]
 
-    # ----- 1.4 Rule 2 and 1.5 Rule 3 ------------------------------------------------------------
+    # ----- 1.4 Rule 2 and 1.5 Rule 3 --------------------------------------------------------------
 
-    def rule2(self, lic: Row) -> dict[Consumer, tuple[float, str, int]]:
-        """Final (consumption, reason, n) of every consumer of a license."""
+    def rule2(self, lic: Row) -> dict[Consumer, Line]:
+        """The final line of every consumer of a license."""
         lic_id = lic["license_id"]
         consumers = self.consumers(lic_id)
-        result = {
+        final = {
             c: self.table(lic, c, self.pair_devices[lic_id].get(c, set()), c in self.forced[lic_id])
             for c in consumers
         }
         # "Virtual machines, for device and core licenses with vm_rights = host"
         if lic["metric"] == "user" or lic["vm_rights"] != "host":
-            return result
-        # "a VM whose host is itself a consumer of L consumes 0 with reason covered_by_host (its row
-        # stays; lines 1 and 2 of the table above, exemption and override, still win)."
-        # "only the direct host counts; a host covers its VMs whenever it is a consumer of L, even at 0"
+            return final
+        # "a VM whose host is itself a consumer of L consumes 0 with reason covered_by_host (its
+        # row stays; lines 1 and 2 of the table above, exemption and override, still win)."
+        # "only the direct host counts; a host covers its VMs whenever it is a consumer of L, even
+        # at 0; exempt, override and unknown-core VMs are left out of the cap; forced VMs are
+        # capped"
         uncovered_vms: dict[Id, list[Consumer]] = {}
         for c in sorted(consumers, key=lambda c: c[1]):
-            consumption, reason, n = result[c]
+            consumption, reason, n = final[c]
             host = self.devices[c[1]]["host_id"]
             if host is None or reason in ("exempt", "override"):
                 continue
             if ("device", host) in consumers:
-                result[c] = (0.0, "covered_by_host", n)
+                final[c] = (0.0, "covered_by_host", n)
             elif self.devices[c[1]]["cores"] is not None:
-                # "exempt, override and unknown-core VMs are left out of the cap; forced VMs are capped"
                 uncovered_vms.setdefault(host, []).append(c)
         if lic["metric"] != "core":
-            return result
+            return final
         # "For core licenses, the VMs on one host that are not covered together consume at most
         # points(host, L) when the host's cores are known: in ascending device_id order each VM
         # consumes its points until the running total reaches the host's points; the VM that
         # crosses it consumes the remainder and the rest 0, reason capped_by_host."
-        # ("a VM that reaches the host's points exactly keeps its reason"; Decision 5.)
+        # "a VM that reaches the host's points exactly keeps its reason" (Decision 5: a VM keeps
+        # its consumption whenever it still fits.)
         for host, vms in uncovered_vms.items():
             cap = self.points(host, lic)
             if cap is None:
                 continue
             total = 0.0
             for c in vms:
-                consumption, reason, n = result[c]
+                consumption, reason, n = final[c]
                 if total + consumption <= cap:
                     total += consumption
                 else:
-                    result[c] = (max(cap - total, 0.0), "capped_by_host", n)
+                    final[c] = (max(cap - total, 0.0), "capped_by_host", n)
                     total = cap
-        return result
+        return final
 
-    def rule3(self, lic: Row, final: Mapping[Consumer, tuple[float, str, int]]) -> set[Consumer]:
+    def rule3(self, lic: Row, final: Mapping[Consumer, Line]) -> set[Consumer]:
         """The over-utilised consumers of a license."""
         # "Bound consumers include VMs bound through their host's allocation." (Decision 6: and
         # the consumers whose own allocation on L binds.)
@@ -406,38 +420,41 @@ class _Tenant:
             for c in final
             if binds(self.allocation(lic, c)) or (c[0] == "device" and self.host_binds(c[1], lic))
         }
-        # "bound consumers first, then the rest; each group in ascending consumer_id (then
-        # consumer_type, so a device precedes a user with the same id)."
+        # "Within L, consumers are ordered: bound consumers first, then the rest; each group in
+        # ascending consumer_id (then consumer_type, so a device precedes a user with the same id)."
         order = sorted(final, key=lambda c: (c not in bound, c[1], c[0]))
         over, running = set(), 0.0
+        entitlements = lic["entitlements"]
         for c in order:
             consumption = final[c][0]
             running += consumption
-            # "a consumer with positive consumption is over_utilized when the running sum after it
-            # exceeds the entitlements (never for unlimited licenses)." ("exceeds" means >)
-            if consumption > 0 and lic["entitlements"] is not None and running > lic["entitlements"]:
+            # "With a running sum of consumption, a consumer with positive consumption is
+            # over_utilized when the running sum after it exceeds the entitlements (never for
+            # unlimited licenses)." ("exceeds" means >)
+            if consumption > 0 and entitlements is not None and running > entitlements:
                 over.add(c)
         return over
 
-    # ----- 1.6 Outputs -----------------------------------------------------------------------------
+    # ----- 1.6 Outputs ----------------------------------------------------------------------------
 
     def org_unit(self, consumer: Consumer) -> str | None:
-        """"the org_unit of the consumer's user; for a device consumer, of the device's user_id
-        whatever its status; null when there is none\""""
+        # "the org_unit of the consumer's user; for a device consumer, of the device's user_id
+        # whatever its status; null when there is none"
         kind, consumer_id = consumer
         user = consumer_id if kind == "user" else self.devices[consumer_id]["user_id"]
         return None if user is None else self.users[user]["org_unit"]
 
     def compute(self) -> dict[str, list[Row]]:
-        unlicensed = self.rule1()
+        """The four output tables of this tenant, unsorted."""
         out: dict[str, list[Row]] = {name: [] for name in OUTPUT_COLUMNS}
-        out["unlicensed"] = [
-            {"tenant_id": self.tenant, "device_id": d, "application_id": a} for d, a in unlicensed
-        ]
+        for device, app in self.rule1():
+            out["unlicensed"].append(
+                {"tenant_id": self.tenant, "device_id": device, "application_id": app}
+            )
         for lic_id, lic in self.licenses.items():
             final = self.rule2(lic)
             over = self.rule3(lic, final)
-            charge: dict[str | None, float] = {}
+            by_org_unit: dict[str | None, float] = {}
             for c, (consumption, reason, n) in final.items():
                 allocation = self.allocation(lic, c)
                 out["consumption"].append(
@@ -453,27 +470,29 @@ class _Tenant:
                         "over_utilized": c in over,
                     }
                 )
-                # "chargeback has a row per (license, org_unit) with at least one consumer, even at 0."
+                # "chargeback has a row per (license, org_unit) with at least one consumer, even
+                # at 0."
                 org_unit = self.org_unit(c)
-                charge[org_unit] = charge.get(org_unit, 0.0) + consumption
-            for org_unit, consumption in charge.items():
+                by_org_unit[org_unit] = by_org_unit.get(org_unit, 0.0) + consumption
+            for org_unit, consumption in by_org_unit.items():
                 out["chargeback"].append(
                     {
                         "tenant_id": self.tenant,
                         "license_id": lic_id,
                         "org_unit": org_unit,
                         "consumption": consumption,
-                        "cost": consumption * lic["unit_cost"],
+                        "cost": consumption * lic["unit_cost"],  # "consumption × unit_cost"
                     }
                 )
             out["license_summary"].append(self.summary(lic, final, over))
         return out
 
-    def summary(self, lic: Row, final: Mapping[Consumer, tuple[float, str, int]], over: set[Consumer]) -> Row:
-        """One license_summary row ("Every license has a row")."""
+    def summary(self, lic: Row, final: Mapping[Consumer, Line], over: set[Consumer]) -> Row:
+        # "Every license has a row."
         consumed = sum((consumption for consumption, _, _ in final.values()), 0.0)
         entitlements = lic["entitlements"]
-        # "Unlimited license: available null, shortfall 0, shortfall_cost 0."
+        # "shortfall (max(0, consumed − entitlements))"; "Unlimited license: available null,
+        # shortfall 0, shortfall_cost 0."
         shortfall = 0.0 if entitlements is None else max(0.0, consumed - entitlements)
         return {
             "tenant_id": self.tenant,
@@ -485,6 +504,6 @@ class _Tenant:
             "shortfall": shortfall,
             "shortfall_cost": shortfall * lic["unit_cost"],
             "consumers": len(final),
-            "evidence": self.pairs_on[lic["license_id"]],
+            "evidence": self.pairs_on[lic["license_id"]],  # "pairs assigned"
             "over_utilized": len(over),
         }
