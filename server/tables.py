@@ -106,6 +106,7 @@ def _target_type(col: Column, id_types: dict) -> pa.DataType:
         "bool": pa.bool_(),
         "float64": pa.float64(),
         "timestamp": pa.timestamp("us", tz="UTC"),
+        "string_list": pa.list_(pa.string()),
     }.get(col.kind) or _INTEGER_TYPES[col.kind]
 
 
@@ -134,6 +135,9 @@ def _cast(name: str, col: Column, values: pa.ChunkedArray, id_types: dict) -> pa
         ok = pa.types.is_integer(t)
     elif col.kind == "float64":
         ok = pa.types.is_integer(t) or pa.types.is_floating(t)
+    elif col.kind == "string_list":
+        ok = (pa.types.is_list(t) or pa.types.is_large_list(t)) and (
+            is_string_like(t.value_type) or pa.types.is_null(t.value_type))
     else:  # timestamp
         ok = pa.types.is_timestamp(t)
     if not ok:
