@@ -17,10 +17,10 @@ from collections.abc import Mapping, Sequence
 import pyarrow as pa
 
 from licensecore.clients.errors import InputRejected, LicenseCoreServerError
-from licensecore.clients.report import consumption_summary, format_table
+from licensecore.clients.report import bundles_summary, consumption_summary, format_table
 from licensecore.clients.tableio import read_tables, write_tables
 from licensecore.server.errors import InputError
-from licensecore.server.schema import CONSUMPTION_INPUTS
+from licensecore.server.schema import BUNDLE_INPUTS, CONSUMPTION_INPUTS
 
 SIZES = ("S", "M", "L", "XL")
 
@@ -65,6 +65,16 @@ def _parser() -> argparse.ArgumentParser:
     consume.add_argument("--server", metavar="HOST:PORT", help="compute on this server, not in-process")
     consume.set_defaults(run=_consume)
 
+    bundles = sub.add_parser("bundles", help="bundle resolution and fulfillment plan (SPEC section 3)")
+    bundles.add_argument("--input", required=True, metavar="DIR", help="<table>.parquet|csv|arrow files")
+    bundles.add_argument("--output", required=True, metavar="DIR", help="where <table>.parquet go")
+    bundles.add_argument("--server", metavar="HOST:PORT", help="compute on this server, not in-process")
+    bundles.add_argument("--max-remove-fraction", type=float, metavar="F",
+                         help="removes beyond this fraction of a group need approval (0.5)")
+    bundles.add_argument("--guard-min-members", type=int, metavar="N",
+                         help="the fraction guard applies from this group size (10)")
+    bundles.set_defaults(run=_bundles)
+
     demo = sub.add_parser("demo", help="generate a synthetic enterprise, compute it, summarise")
     demo.add_argument("--size", choices=SIZES, default="M")
     demo.add_argument("--seed", type=int, default=0)
@@ -98,6 +108,27 @@ def _consume(args: argparse.Namespace) -> int:
     outputs = _compute(tables, args.server)
     write_tables(outputs, args.output)
     print(consumption_summary(outputs))
+    return 0
+
+
+def _resolve(tables: Mapping[str, pa.Table], server: str | None, **options) -> dict[str, pa.Table]:
+    options = {k: v for k, v in options.items() if v is not None}
+    if server:
+        from licensecore.clients.client import LicenseCoreClient
+
+        with LicenseCoreClient(server) as client:
+            return client.resolve_bundles(tables, **options)
+    from licensecore.server.bundles import resolve_bundles
+
+    return resolve_bundles(tables, **options)
+
+
+def _bundles(args: argparse.Namespace) -> int:
+    tables = read_tables(args.input, BUNDLE_INPUTS)
+    outputs = _resolve(tables, args.server, max_remove_fraction=args.max_remove_fraction,
+                       guard_min_members=args.guard_min_members)
+    write_tables(outputs, args.output)
+    print(bundles_summary(outputs))
     return 0
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 from collections.abc import Iterator, Mapping
 
@@ -22,6 +23,7 @@ SERVICE_CONFIG = {
         {
             "name": [
                 {"service": "licensecore.v1.LicenseCore", "method": "ComputeConsumption"},
+                {"service": "licensecore.v1.LicenseCore", "method": "ResolveBundles"},
                 {"service": "grpc.health.v1.Health", "method": "Check"},
             ],
             "retryPolicy": {
@@ -82,6 +84,28 @@ class LicenseCoreClient:
             chunks = self._stub.ComputeConsumptionInline(
                 wire.encode_tables(tables_or_handle), timeout=self._timeout
             )
+        return _receive(chunks)
+
+    def resolve_bundles(
+        self,
+        tables_or_handle: Mapping[str, pa.Table] | str,
+        *,
+        max_remove_fraction: float | None = None,
+        guard_min_members: int | None = None,
+    ) -> dict[str, pa.Table]:
+        """SPEC section 3 on a dataset handle (str) or on inline tables; None options: defaults."""
+        options = pb.BundleOptions(
+            max_remove_fraction=max_remove_fraction, guard_min_members=guard_min_members
+        )
+        if isinstance(tables_or_handle, str):
+            request = pb.ResolveBundlesRequest(dataset_id=tables_or_handle, options=options)
+            chunks = self._stub.ResolveBundles(request, timeout=self._timeout)
+        else:
+            requests = itertools.chain(
+                [pb.ResolveBundlesInlineRequest(options=options)],
+                (pb.ResolveBundlesInlineRequest(chunk=c) for c in wire.encode_tables(tables_or_handle)),
+            )
+            chunks = self._stub.ResolveBundlesInline(requests, timeout=self._timeout)
         return _receive(chunks)
 
     def health(self, service: str = "") -> str:

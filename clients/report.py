@@ -28,7 +28,8 @@ def consumption_summary(outputs: dict[str, pa.Table]) -> str:
 
 
 def _sum(table: pa.Table, column: str) -> float:
-    return pc.sum(table.column(column)).as_py() or 0
+    total = pc.sum(table.column(column)).as_py()
+    return 0 if total is None else total
 
 
 def format_table(header: tuple[str, ...], rows: list[tuple]) -> str:
@@ -49,4 +50,37 @@ def format_table(header: tuple[str, ...], rows: list[tuple]) -> str:
         lines.append("  ".join([first, *rest]))
         if n == 0:
             lines.append("  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def bundles_summary(outputs: dict[str, pa.Table]) -> str:
+    """Pools per tenant (granted, capacity, monthly cost), the fulfillment plan, conflicts."""
+    pools = outputs["pool_summary"]
+    by_tenant = pools.group_by("tenant_id").aggregate([
+        ("pool_id", "count"), ("capacity", "sum"), ("capacity", "count", pc.CountOptions("only_null")),
+        ("granted", "sum"), ("over_capacity", "sum"), ("monthly_cost", "sum"),
+    ]).sort_by("tenant_id")
+    header = ("tenant", "pools", "capacity", "granted", "over capacity", "monthly cost")
+    rows = []
+    for r in by_tenant.to_pylist():
+        unlimited = r["capacity_count"] > 0
+        rows.append((r["tenant_id"], r["pool_id_count"], "unlimited" if unlimited else r["capacity_sum"] or 0,
+                     r["granted_sum"], r["over_capacity_sum"], r["monthly_cost_sum"]))
+    rows.append(("TOTAL", pools.num_rows, "", _sum(pools, "granted"), _sum(pools, "over_capacity"),
+                 _sum(pools, "monthly_cost")))
+    plan = outputs["fulfillment"]
+    counts = {(r["op"], r["status"]): r["count_all"] for r in
+              plan.group_by(["op", "status"]).aggregate([([], "count_all")]).to_pylist()}
+    conflicts = outputs["conflicts"]
+    kinds = {r["kind"]: r["count_all"] for r in
+             conflicts.group_by("kind").aggregate([([], "count_all")]).to_pylist()}
+    lines = [
+        format_table(header, rows),
+        "",
+        f"fulfillment: {counts.get(('add', 'ready'), 0):,} adds ready, "
+        f"{counts.get(('remove', 'ready'), 0):,} removes ready, "
+        f"{counts.get(('remove', 'needs_approval'), 0):,} removes awaiting approval",
+        f"conflicts: {kinds.get('duplicate_sku', 0):,} duplicate_sku, "
+        f"{kinds.get('exclusive_skus', 0):,} exclusive_skus; warnings: {outputs['warnings'].num_rows:,}",
+    ]
     return "\n".join(lines)

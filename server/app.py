@@ -11,7 +11,7 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from licensecore.server import consumption
+from licensecore.server import bundles, consumption
 from licensecore.server.service import SERVICE_NAME, LicenseCoreServicer
 from licensecore.v1 import licensecore_pb2_grpc as pb_grpc
 
@@ -42,6 +42,7 @@ def create_server(
     server.start()
     try:
         consumption.warm_up()
+        bundles.warm_up()
     except BaseException:
         server.stop(None)
         raise

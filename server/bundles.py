@@ -232,3 +232,29 @@ def _csr(group: np.ndarray, values: np.ndarray, n_groups: int) -> tuple[np.ndarr
     g, v = distinct_sorted_pairs(group.astype(np.int64), values.astype(np.int64), max(n_groups, 1),
                                  int(values.max()) + 1 if values.size else 1)
     return csr_offsets(g, n_groups), v
+
+
+def warm_up() -> None:
+    """Compile every bundle kernel on a tiny input so that the first real request pays no JIT."""
+    def table(**cols) -> pa.Table:
+        n = len(next(iter(cols.values())))
+        return pa.table({"tenant_id": ["t"] * n, **cols})
+
+    resolve_bundles({
+        "people": table(person_id=["p", "q"], account_id=["a", "b"], business_role_id=["r", "r"],
+                        location_id=["l", None], dept=["x", None]),
+        "locations": table(location_id=["l"], parent_id=pa.array([None], pa.string())),
+        "group_members": table(group_id=["g", "g"], member_type=["person", "group"], member_id=["p", "g"]),
+        "role_members": table(role_id=["m"], person_id=["q"]),
+        "collections": table(collection_id=["c"], filter=["dept == 'x'"]),
+        "pools": table(pool_id=["o", "o2"], sku_id=["s", "s2"], capacity=pa.array([1, None], pa.int64())),
+        "bundles": table(bundle_id=["b", "b2"], pool_id=["o", "o2"], license_group_id=["lg", "lg"]),
+        "bundle_rules": table(
+            bundle_id=["b", "b", "b", "b2", "b2", "b"],
+            rule=["assign", "exclude", "eligible", "assign", "exclude_eligible", "assign"],
+            actor_type=["group", "role", "business_role", "collection", "person", "person"],
+            actor_id=["g", "m", "r", "c", "p", "q"], location_id=[None, None, "l", None, None, None]),
+        "license_group_members": table(license_group_id=["lg"], account_id=["b"]),
+        "skus": table(sku_id=["s"], enabled_units=pa.array([1], pa.int64())),
+        "sku_conflicts": table(sku_a=["s"], sku_b=["s2"]),
+    })

@@ -8,16 +8,17 @@ from collections.abc import Callable, Iterator
 import grpc
 
 from licensecore import wire
-from licensecore.server import consumption
+from licensecore.server import bundles, consumption
 from licensecore.server.datasets import DatasetStore
-from licensecore.server.schema import CONSUMPTION_INPUTS
+from licensecore.server.errors import InputError
+from licensecore.server.schema import BUNDLE_INPUTS, CONSUMPTION_INPUTS
 from licensecore.server.status import status_for
 from licensecore.v1 import licensecore_pb2 as pb
 from licensecore.v1 import licensecore_pb2_grpc as pb_grpc
 
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["LicenseCore"].full_name
-# Tables Upload accepts; grows with the inputs of later analyses (bundles, reconciliation).
-UPLOAD_TABLES = frozenset(CONSUMPTION_INPUTS)
+# Tables Upload accepts: the inputs of every analysis.
+UPLOAD_TABLES = frozenset(CONSUMPTION_INPUTS) | frozenset(BUNDLE_INPUTS)
 
 
 def _guarded(handler: Callable) -> Callable:
@@ -61,3 +62,33 @@ class LicenseCoreServicer(pb_grpc.LicenseCoreServicer):
     ) -> Iterator[pb.TableChunk]:
         tables = wire.decode_tables(request_iterator, CONSUMPTION_INPUTS)
         return wire.encode_tables(consumption.compute_consumption(tables))
+
+    @_guarded
+    def ResolveBundles(self, request: pb.ResolveBundlesRequest, context) -> Iterator[pb.TableChunk]:
+        tables = self._store.get(request.dataset_id)
+        options = bundle_options(request.options)
+        return wire.encode_tables(bundles.resolve_bundles(tables, **options))
+
+    @_guarded
+    def ResolveBundlesInline(
+        self, request_iterator: Iterator[pb.ResolveBundlesInlineRequest], context
+    ) -> Iterator[pb.TableChunk]:
+        options: dict[str, float | int] = {}
+
+        def chunks() -> Iterator[pb.TableChunk]:
+            for n, request in enumerate(request_iterator):
+                if request.HasField("options"):
+                    if n:
+                        raise InputError("options", "", -1, None, 0, "options must come first")
+                    options.update(bundle_options(request.options))
+                else:
+                    yield request.chunk
+
+        tables = wire.decode_tables(chunks(), BUNDLE_INPUTS)
+        return wire.encode_tables(bundles.resolve_bundles(tables, **options))
+
+
+def bundle_options(message: pb.BundleOptions) -> dict[str, float | int]:
+    """The options that are set, as keyword arguments of ``resolve_bundles``."""
+    return {name: getattr(message, name) for name in ("max_remove_fraction", "guard_min_members")
+            if message.HasField(name)}

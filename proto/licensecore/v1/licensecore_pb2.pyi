@@ -44,3 +44,27 @@ class ComputeConsumptionRequest(_message.Message):
     DATASET_ID_FIELD_NUMBER: _ClassVar[int]
     dataset_id: str
     def __init__(self, dataset_id: _Optional[str] = ...) -> None: ...
+
+class BundleOptions(_message.Message):
+    __slots__ = ("max_remove_fraction", "guard_min_members")
+    MAX_REMOVE_FRACTION_FIELD_NUMBER: _ClassVar[int]
+    GUARD_MIN_MEMBERS_FIELD_NUMBER: _ClassVar[int]
+    max_remove_fraction: float
+    guard_min_members: int
+    def __init__(self, max_remove_fraction: _Optional[float] = ..., guard_min_members: _Optional[int] = ...) -> None: ...
+
+class ResolveBundlesRequest(_message.Message):
+    __slots__ = ("dataset_id", "options")
+    DATASET_ID_FIELD_NUMBER: _ClassVar[int]
+    OPTIONS_FIELD_NUMBER: _ClassVar[int]
+    dataset_id: str
+    options: BundleOptions
+    def __init__(self, dataset_id: _Optional[str] = ..., options: _Optional[_Union[BundleOptions, _Mapping]] = ...) -> None: ...
+
+class ResolveBundlesInlineRequest(_message.Message):
+    __slots__ = ("options", "chunk")
+    OPTIONS_FIELD_NUMBER: _ClassVar[int]
+    CHUNK_FIELD_NUMBER: _ClassVar[int]
+    options: BundleOptions
+    chunk: TableChunk
+    def __init__(self, options: _Optional[_Union[BundleOptions, _Mapping]] = ..., chunk: _Optional[_Union[TableChunk, _Mapping]] = ...) -> None: ...

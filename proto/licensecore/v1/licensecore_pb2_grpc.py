@@ -27,9 +27,7 @@ if _version_not_supported:
 
 class LicenseCoreStub:
     """The compute service. Every analysis comes as a pair of sibling RPCs: one by dataset handle
-    (after Upload), one inline (tables streamed in the same call). Later analyses follow the same
-    pattern, e.g. ResolveBundles(ResolveBundlesRequest{dataset_id, BundleOptions options}) and
-    ResolveBundlesInline(stream ResolveBundlesInlineRequest{oneof {options, chunk}}).
+    (after Upload), one inline (tables streamed in the same call).
     """
 
     def __init__(self, channel):
@@ -53,13 +51,21 @@ class LicenseCoreStub:
                 request_serializer=licensecore_dot_v1_dot_licensecore__pb2.TableChunk.SerializeToString,
                 response_deserializer=licensecore_dot_v1_dot_licensecore__pb2.TableChunk.FromString,
                 _registered_method=True)
+        self.ResolveBundles = channel.unary_stream(
+                '/licensecore.v1.LicenseCore/ResolveBundles',
+                request_serializer=licensecore_dot_v1_dot_licensecore__pb2.ResolveBundlesRequest.SerializeToString,
+                response_deserializer=licensecore_dot_v1_dot_licensecore__pb2.TableChunk.FromString,
+                _registered_method=True)
+        self.ResolveBundlesInline = channel.stream_stream(
+                '/licensecore.v1.LicenseCore/ResolveBundlesInline',
+                request_serializer=licensecore_dot_v1_dot_licensecore__pb2.ResolveBundlesInlineRequest.SerializeToString,
+                response_deserializer=licensecore_dot_v1_dot_licensecore__pb2.TableChunk.FromString,
+                _registered_method=True)
 
 
 class LicenseCoreServicer:
     """The compute service. Every analysis comes as a pair of sibling RPCs: one by dataset handle
-    (after Upload), one inline (tables streamed in the same call). Later analyses follow the same
-    pattern, e.g. ResolveBundles(ResolveBundlesRequest{dataset_id, BundleOptions options}) and
-    ResolveBundlesInline(stream ResolveBundlesInlineRequest{oneof {options, chunk}}).
+    (after Upload), one inline (tables streamed in the same call).
     """
 
     def Upload(self, request_iterator, context):
@@ -84,6 +90,22 @@ class LicenseCoreServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ResolveBundles(self, request, context):
+        """SPEC section 3 on an uploaded dataset. Streams `bundle_assignees`, `fulfillment`,
+        `bundle_summary`, `pool_summary`, `sku_summary`, `eligibility`, `conflicts`, `warnings`.
+        Safe to retry (it computes a plan; it applies nothing).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ResolveBundlesInline(self, request_iterator, context):
+        """SPEC section 3, one shot: options first (optional), then the input tables' chunks.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_LicenseCoreServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -102,6 +124,16 @@ def add_LicenseCoreServicer_to_server(servicer, server):
                     request_deserializer=licensecore_dot_v1_dot_licensecore__pb2.TableChunk.FromString,
                     response_serializer=licensecore_dot_v1_dot_licensecore__pb2.TableChunk.SerializeToString,
             ),
+            'ResolveBundles': grpc.unary_stream_rpc_method_handler(
+                    servicer.ResolveBundles,
+                    request_deserializer=licensecore_dot_v1_dot_licensecore__pb2.ResolveBundlesRequest.FromString,
+                    response_serializer=licensecore_dot_v1_dot_licensecore__pb2.TableChunk.SerializeToString,
+            ),
+            'ResolveBundlesInline': grpc.stream_stream_rpc_method_handler(
+                    servicer.ResolveBundlesInline,
+                    request_deserializer=licensecore_dot_v1_dot_licensecore__pb2.ResolveBundlesInlineRequest.FromString,
+                    response_serializer=licensecore_dot_v1_dot_licensecore__pb2.TableChunk.SerializeToString,
+            ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
             'licensecore.v1.LicenseCore', rpc_method_handlers)
@@ -112,9 +144,7 @@ def add_LicenseCoreServicer_to_server(servicer, server):
  # This class is part of an EXPERIMENTAL API.
 class LicenseCore:
     """The compute service. Every analysis comes as a pair of sibling RPCs: one by dataset handle
-    (after Upload), one inline (tables streamed in the same call). Later analyses follow the same
-    pattern, e.g. ResolveBundles(ResolveBundlesRequest{dataset_id, BundleOptions options}) and
-    ResolveBundlesInline(stream ResolveBundlesInlineRequest{oneof {options, chunk}}).
+    (after Upload), one inline (tables streamed in the same call).
     """
 
     @staticmethod
@@ -187,6 +217,60 @@ class LicenseCore:
             target,
             '/licensecore.v1.LicenseCore/ComputeConsumptionInline',
             licensecore_dot_v1_dot_licensecore__pb2.TableChunk.SerializeToString,
+            licensecore_dot_v1_dot_licensecore__pb2.TableChunk.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ResolveBundles(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/licensecore.v1.LicenseCore/ResolveBundles',
+            licensecore_dot_v1_dot_licensecore__pb2.ResolveBundlesRequest.SerializeToString,
+            licensecore_dot_v1_dot_licensecore__pb2.TableChunk.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ResolveBundlesInline(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_stream(
+            request_iterator,
+            target,
+            '/licensecore.v1.LicenseCore/ResolveBundlesInline',
+            licensecore_dot_v1_dot_licensecore__pb2.ResolveBundlesInlineRequest.SerializeToString,
             licensecore_dot_v1_dot_licensecore__pb2.TableChunk.FromString,
             options,
             channel_credentials,
