@@ -10,7 +10,9 @@ from licensecore.kernels import bundles as kb
 from licensecore.kernels.sorting import csr_offsets
 
 from .encode import decode
-from .schema import ACCOUNT, BUNDLE, BUNDLE_OUTPUTS, BUNDLE_STATUSES, LICENSE_GROUP, POOL, PRINCIPAL, SKU
+from .schema import (
+    ACCOUNT, ACTOR_TYPES, BUNDLE, BUNDLE_OUTPUTS, BUNDLE_STATUSES, LICENSE_GROUP, POOL, PRINCIPAL, SKU,
+)
 
 
 def _filled(values: pa.ChunkedArray, null: int) -> np.ndarray:
@@ -176,8 +178,6 @@ def _conflicts(r, d, res_bundle, res_person, granted) -> dict:
 
 
 def _warnings(r) -> pa.Table:
-    from .bundles import ACTOR_TYPES
-
     empty = np.diff(r.actor_offsets) == 0
     key = np.unique(np.stack([r.actor_key[empty], r.actor_type[empty]], axis=1), axis=0)
     width = max(len(r.principal), 1)

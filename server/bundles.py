@@ -13,22 +13,16 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from licensecore.kernels import bundles as kb
-from licensecore.kernels.membership import location_intervals, resolve_actors
+from licensecore.kernels.membership import BUSINESS_ROLE, location_intervals, resolve_actors
 from licensecore.kernels.sorting import csr_offsets, distinct_sorted_pairs
 
 from . import filters
-from .encode import Dictionary, KeySpace, composite, decode
+from .bundle_outputs import assemble
+from .encode import Dictionary, KeySpace, composite
 from .errors import InputError
-from .schema import (
-    ACCOUNT, BUNDLE, BUNDLE_INPUTS, BUNDLE_OUTPUTS, BUNDLE_STATUSES, LICENSE_GROUP, POOL,
-    PRINCIPAL, SKU,
-)
+from .schema import ACTOR_TYPES, BUNDLE_INPUTS, RULES
+from .checks import resolve, unique_keys
 from .tables import first_row, normalize_tables
-
-ACTOR_TYPES = ("person", "group", "role", "business_role", "collection")
-RULES = ("assign", "exclude", "eligible", "exclude_eligible")
-
 
 def resolve_bundles(
     tables: Mapping[str, pa.Table], *, max_remove_fraction: float = 0.5, guard_min_members: int = 10
@@ -60,20 +54,6 @@ def _np(values, dtype) -> np.ndarray:
     return np.asarray(values.to_numpy(zero_copy_only=False), dtype=dtype)
 
 
-def _check_unique(table: str, column: str, keys: np.ndarray, values: pa.ChunkedArray) -> None:
-    order = np.argsort(keys, kind="stable")
-    repeat = np.zeros(keys.size, np.bool_)
-    repeat[order[1:]] = keys[order][1:] == keys[order][:-1]
-    first_row(table, column, repeat, values, "duplicate key")
-
-
-def _resolve(table: str, column: str, t: pa.Table, space: KeySpace, keys: np.ndarray) -> np.ndarray:
-    code = space.lookup(keys)
-    first_row(table, column, (keys >= 0) & (code < 0), t.column(column),
-              "reference does not resolve within its tenant")
-    return code
-
-
 class _Resolution:
     """Dense codes, CSR relations and kernel results for one request."""
 
@@ -91,14 +71,14 @@ class _Resolution:
             d = Dictionary([t[n].column(c) for n, c in cols])
             return d, keys(d, cols)
 
-        gm, rm, rules = t["group_members"], t["role_members"], t["bundle_rules"]
+        gm, rules = t["group_members"], t["bundle_rules"]
         self.principal, (person_k, brole_k, group_k, member_k, role_k, role_person_k, coll_k, actor_k) = \
             dictionary([("people", "person_id"), ("people", "business_role_id"),
                         ("group_members", "group_id"), ("group_members", "member_id"),
                         ("role_members", "role_id"), ("role_members", "person_id"),
                         ("collections", "collection_id"), ("bundle_rules", "actor_id")])
-        _check_unique("people", "person_id", person_k, t["people"].column("person_id"))
-        self.persons = KeySpace(person_k, len(self.principal))
+        self.persons = unique_keys("people", "person_id", person_k, t["people"].column("person_id"),
+                                   len(self.principal))
         n_person = len(self.persons)
         person_rows = np.argsort(self.persons.lookup(person_k))
         self.people = people.take(pa.array(person_rows))
@@ -111,9 +91,9 @@ class _Resolution:
         self.location, (loc_k, parent_k, person_loc_k, rule_loc_k) = dictionary(
             [("locations", "location_id"), ("locations", "parent_id"), ("people", "location_id"),
              ("bundle_rules", "location_id")])
-        _check_unique("locations", "location_id", loc_k, t["locations"].column("location_id"))
-        known_locations = KeySpace(loc_k, len(self.location))
-        _resolve("locations", "parent_id", t["locations"], known_locations, parent_k)
+        known_locations = unique_keys("locations", "location_id", loc_k,
+                                      t["locations"].column("location_id"), len(self.location))
+        resolve("locations", "parent_id", t["locations"].column("parent_id"), known_locations, parent_k)
         locations = KeySpace(np.concatenate([loc_k, person_loc_k, rule_loc_k]), len(self.location))
         parent = np.full(len(locations), -1, np.int64)
         parent[locations.lookup(loc_k)] = locations.lookup(parent_k)
@@ -136,18 +116,19 @@ class _Resolution:
         broles = KeySpace(person_brole_k, len(self.principal))
         pb = broles.lookup(person_brole_k)
         self.brole_offsets, self.brole_persons = _csr(pb[pb >= 0], np.flatnonzero(pb >= 0), len(broles))
-        _check_unique("collections", "collection_id", coll_k, t["collections"].column("collection_id"))
-        collections = KeySpace(coll_k, len(self.principal))
+        collections = unique_keys("collections", "collection_id", coll_k,
+                                  t["collections"].column("collection_id"), len(self.principal))
         self.collection_offsets, self.collection_persons = self._collections(coll_k, collections)
 
         # Actors: the distinct (type, id, location for business roles) of the rules.
         self.bundle, (bundle_k, rule_bundle_k) = dictionary([("bundles", "bundle_id"), ("bundle_rules", "bundle_id")])
-        _check_unique("bundles", "bundle_id", bundle_k, t["bundles"].column("bundle_id"))
-        self.bundles = KeySpace(bundle_k, len(self.bundle))
-        rule_bundle = _resolve("bundle_rules", "bundle_id", rules, self.bundles, rule_bundle_k)
+        self.bundles = unique_keys("bundles", "bundle_id", bundle_k, t["bundles"].column("bundle_id"),
+                                   len(self.bundle))
+        rule_bundle = resolve("bundle_rules", "bundle_id", rules.column("bundle_id"), self.bundles,
+                              rule_bundle_k)
         rule_kind = _np(pc.index_in(rules.column("rule"), value_set=pa.array(RULES)), np.int64)
         actor_type = _np(pc.index_in(rules.column("actor_type"), value_set=pa.array(ACTOR_TYPES)), np.int64)
-        actor_loc = np.where(actor_type == 3, locations.lookup(rule_loc_k), -1)
+        actor_loc = np.where(actor_type == BUSINESS_ROLE, locations.lookup(rule_loc_k), -1)
         identity = np.stack([actor_type, actor_k, actor_loc], axis=1)
         actors, rule_actor = np.unique(identity, axis=0, return_inverse=True)
         rule_actor = rule_actor.ravel()
@@ -173,11 +154,11 @@ class _Resolution:
         # Pools, license groups, skus.
         pools_t, bundles_t = t["pools"], t["bundles"]
         self.pool, (pool_k, bundle_pool_k) = dictionary([("pools", "pool_id"), ("bundles", "pool_id")])
-        _check_unique("pools", "pool_id", pool_k, pools_t.column("pool_id"))
-        self.pools = KeySpace(pool_k, len(self.pool))
+        self.pools = unique_keys("pools", "pool_id", pool_k, pools_t.column("pool_id"), len(self.pool))
         bundle_rows = np.argsort(self.bundles.lookup(bundle_k))
         self.bundles_t = bundles_t.take(pa.array(bundle_rows))
-        self.bundle_pool = _resolve("bundles", "pool_id", bundles_t, self.pools, bundle_pool_k)[bundle_rows]
+        self.bundle_pool = resolve("bundles", "pool_id", bundles_t.column("pool_id"), self.pools,
+                                   bundle_pool_k)[bundle_rows]
         self.pool_rows = np.argsort(self.pools.lookup(pool_k))
         self.pools_t = pools_t.take(pa.array(self.pool_rows))
         self.group, (bundle_group_k, current_group_k) = dictionary(
@@ -188,7 +169,7 @@ class _Resolution:
             self.groups.lookup(current_group_k), self.accounts.lookup(current_account_k), len(self.groups))
         self.sku, (pool_sku_k, sku_k, sku_a_k, sku_b_k) = dictionary(
             [("pools", "sku_id"), ("skus", "sku_id"), ("sku_conflicts", "sku_a"), ("sku_conflicts", "sku_b")])
-        _check_unique("skus", "sku_id", sku_k, t["skus"].column("sku_id"))
+        unique_keys("skus", "sku_id", sku_k, t["skus"].column("sku_id"), len(self.sku))
         self.skus = KeySpace(np.concatenate([pool_sku_k, sku_k, sku_a_k, sku_b_k]), len(self.sku))
         self.pool_sku = self.skus.lookup(pool_sku_k)[self.pool_rows]
         self.sku_rows = self.skus.lookup(sku_k)
@@ -222,8 +203,6 @@ class _Resolution:
         return offsets, values.astype(np.int64)
 
     def outputs(self, max_remove_fraction: float, guard_min_members: int) -> dict[str, pa.Table]:
-        from .bundle_outputs import assemble
-
         return assemble(self, max_remove_fraction, guard_min_members)
 
 

@@ -18,6 +18,7 @@ from licensecore.kernels.summary import chargeback, license_totals
 
 from .encode import Dictionary, KeySpace, composite, decode
 from .schema import APPLICATION, CONSUMPTION_INPUTS, CONSUMPTION_OUTPUTS, LICENSE, PARTY
+from .checks import resolve, unique_keys
 from .tables import first_row, normalize_tables
 
 
@@ -73,8 +74,8 @@ class _Encoded:
                 self.party.codes,
             )
         )
-        _check_unique("users", "user_id", user_key, users.column("user_id"))
-        _check_unique("devices", "device_id", device_key, devices.column("device_id"))
+        unique_keys("users", "user_id", user_key, users.column("user_id"), pw)
+        unique_keys("devices", "device_id", device_key, devices.column("device_id"), pw)
         self.party_space = KeySpace(np.concatenate([user_key, device_key]), pw)
         n_party = len(self.party_space)
         user_code = self.party_space.lookup(user_key)
@@ -83,9 +84,12 @@ class _Encoded:
         is_user[user_code] = True
         is_device = np.zeros(n_party, np.bool_)
         is_device[device_code] = True
-        device_user = _resolve("devices", "user_id", devices, self.party_space, device_user_key, is_user)
-        device_host = _resolve("devices", "host_id", devices, self.party_space, host_key, is_device)
-        inst_device = _resolve("installations", "device_id", inst, self.party_space, inst_key, is_device)
+        device_user = resolve("devices", "user_id", devices.column("user_id"), self.party_space,
+                              device_user_key, is_user)
+        device_host = resolve("devices", "host_id", devices.column("host_id"), self.party_space,
+                              host_key, is_device)
+        inst_device = resolve("installations", "device_id", inst.column("device_id"), self.party_space,
+                              inst_key, is_device)
 
         self.app = Dictionary([inst.column("application_id"), links.column("application_id")])
         aw = len(self.app)
@@ -101,14 +105,11 @@ class _Encoded:
             composite(tenant[name], ids, lw)
             for name, ids in zip(["licenses", "license_applications", "allocations"], self.license.codes)
         )
-        _check_unique("licenses", "license_id", lic_key, lics.column("license_id"))
-        self.license_space = KeySpace(lic_key, lw)
-        n_license = len(self.license_space)
-        every_license = np.ones(n_license, np.bool_)
-        link_license = _resolve("license_applications", "license_id", links, self.license_space,
-                                link_lic_key, every_license)
-        alloc_license = _resolve("allocations", "license_id", allocs, self.license_space,
-                                 alloc_lic_key, every_license)
+        self.license_space = unique_keys("licenses", "license_id", lic_key, lics.column("license_id"), lw)
+        link_license = resolve("license_applications", "license_id", links.column("license_id"),
+                               self.license_space, link_lic_key)
+        alloc_license = resolve("allocations", "license_id", allocs.column("license_id"),
+                                self.license_space, alloc_lic_key)
 
         # License rows in code order.
         self.license_rows = np.argsort(self.license_space.lookup(lic_key))
@@ -122,8 +123,8 @@ class _Encoded:
                            is_device[np.maximum(alloc_target, 0)])
         first_row("allocations", "target_id", (alloc_target < 0) | ~kind_ok, allocs.column("target_id"),
                   "target does not resolve (a user_id for user licenses, a device_id otherwise)")
-        _check_unique("allocations", "target_id", alloc_license * n_party + alloc_target,
-                      allocs.column("target_id"), "duplicate allocation for (license_id, target_id)")
+        unique_keys("allocations", "target_id", alloc_license * n_party + alloc_target,
+                    allocs.column("target_id"), n_party, "duplicate allocation for (license_id, target_id)")
 
         self.device_user = np.full(n_party, -1, np.int64)
         self.device_user[device_code] = device_user
@@ -170,24 +171,6 @@ class _Encoded:
 
 def _enum_codes(values: pa.ChunkedArray, names: tuple[str, ...]) -> np.ndarray:
     return _np(pc.index_in(values, value_set=pa.array(names)), np.int64)
-
-
-def _check_unique(table: str, column: str, keys: np.ndarray, values: pa.ChunkedArray,
-                  problem: str = "duplicate key") -> None:
-    """Reject the first row whose key repeats an earlier row's (keys unique per tenant)."""
-    order = np.argsort(keys, kind="stable")
-    repeat = np.zeros(keys.size, np.bool_)
-    repeat[order[1:]] = keys[order][1:] == keys[order][:-1]
-    first_row(table, column, repeat, values, problem)
-
-
-def _resolve(table: str, column: str, t: pa.Table, space: KeySpace, keys: np.ndarray,
-             allowed: np.ndarray) -> np.ndarray:
-    """Codes of a reference column; a non-null id that names no allowed entity is an error."""
-    code = space.lookup(keys)
-    bad = (keys >= 0) & ((code < 0) | ~allowed[np.maximum(code, 0)])
-    first_row(table, column, bad, t.column(column), "reference does not resolve within its tenant")
-    return code
 
 
 def _outputs(t: dict[str, pa.Table], enc: _Encoded, r: ConsumptionResult,

@@ -40,14 +40,15 @@ KEYWORDS = frozenset({"and", "or", "not", "in", "is", "null", "true", "false"})
 _TOKEN = re.compile(
     r"""
       (?P<space>\s+)
-    | (?P<name>[A-Za-z_][A-Za-z0-9_]*)
+    | (?P<name>[^\W\d]\w*)  # any word; names must then be ASCII
     | (?P<number>-?[0-9][A-Za-z0-9_.]*)
-    | (?P<string>'(?:[^']|'')*')
+    | (?P<string>'(?:[^']|'')*+')  # possessive: no backtracking over ''
     | (?P<op>==|!=|<=|>=|<|>)
     | (?P<punct>[(),])
     """,
     re.VERBOSE,
 )
+_BAD_NAME_CHAR = re.compile(r"[^A-Za-z0-9_]")
 _NUMBER = re.compile(r"-?[0-9]+(?:\.[0-9]+)?")
 _COMPARE = {"==": pc.equal, "!=": pc.not_equal, "<": pc.less, "<=": pc.less_equal,
             ">": pc.greater, ">=": pc.greater_equal}
@@ -164,6 +165,10 @@ class _Parser:
             if ch == "=":
                 raise FilterError("unexpected character '='; compare with '=='", pos, "'=='")
             raise FilterError(f"unexpected character {ch!r}", pos, "a valid token")
+        bad = _BAD_NAME_CHAR.search(m.group()) if m.lastgroup == "name" else None
+        if bad is not None:
+            raise FilterError(f"unexpected character {bad.group()!r} in a name", pos + bad.start(),
+                              "a column name of ASCII letters, digits and '_'")
         self.scan = m.end()
         kind = "keyword" if m.lastgroup == "name" and m.group() in KEYWORDS else m.lastgroup
         return _Token(kind, m.group(), pos)

@@ -108,6 +108,9 @@ CONSUMPTION_INPUTS: dict[str, tuple[Column, ...]] = {
     ),
 }
 
+ACTOR_TYPES = ("person", "group", "role", "business_role", "collection")
+RULES = ("assign", "exclude", "eligible", "exclude_eligible")
+
 BUNDLE_INPUTS: dict[str, tuple[Column, ...]] = {
     # Any other column of `people` is an attribute for collection filters (string, bool, numeric).
     "people": (
@@ -158,8 +161,8 @@ BUNDLE_INPUTS: dict[str, tuple[Column, ...]] = {
     "bundle_rules": (
         _tenant(),
         _id("bundle_id", BUNDLE),
-        Column("rule", "enum", values=("assign", "exclude", "eligible", "exclude_eligible")),
-        Column("actor_type", "enum", values=("person", "group", "role", "business_role", "collection")),
+        Column("rule", "enum", values=RULES),
+        Column("actor_type", "enum", values=ACTOR_TYPES),
         _id("actor_id", PRINCIPAL),
         _id("location_id", LOCATION, None),
     ),
