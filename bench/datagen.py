@@ -16,7 +16,10 @@ does not depend on ``id_type``; only the id values do.
 Command line::
 
     python -m licensecore.bench.datagen --size S --seed 0 --out DIR \
-        [--format parquet|csv|arrow] [--id-type string|int64]
+        [--format parquet|csv|arrow] [--id-type string|int64] [--task consumption|bundles|all]
+
+``--task bundles`` writes the section-3 tables of ``datagen_bundles`` instead, ``all`` (the
+default) both sets into one directory (each section ignores the other's tables).
 """
 
 from __future__ import annotations
@@ -357,9 +360,18 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", required=True, type=Path)
     parser.add_argument("--format", default="parquet", choices=FORMATS)
     parser.add_argument("--id-type", default="string", choices=("string", "int64"))
+    parser.add_argument("--task", default="all", choices=("consumption", "bundles", "all"))
     args = parser.parse_args(argv)
     start = time.perf_counter()
-    tables = generate(args.size, args.seed, id_type=args.id_type)
+    tables = {}
+    if args.task != "bundles":
+        tables |= generate(args.size, args.seed, id_type=args.id_type)
+    if args.task != "consumption":
+        from licensecore.bench.datagen_bundles import generate_bundles  # imports this module
+        tables |= generate_bundles(args.size, args.seed, id_type=args.id_type)
+    if args.format == "csv":  # CSV has no list type: leave out optional list columns
+        tables = {name: t.drop_columns([f.name for f in t.schema if pa.types.is_list(f.type)])
+                  for name, t in tables.items()}
     write_dir(tables, args.out, args.format)
     for name, table in tables.items():
         print(f"{name:22s} {table.num_rows:>12,d}")

@@ -1,30 +1,27 @@
 """Seeded synthetic directory data for SPEC section 3 (bundle resolution).
 
-``generate_bundles(size, seed)`` returns the eleven section-3 input tables (``people``,
-``locations``, ``group_members``, ``role_members``, ``collections``, ``pools``, ``bundles``,
-``bundle_rules``, ``license_group_members``, ``skus``, ``sku_conflicts``) for several tenants of
-unequal size (tenant ``t`` gets a share proportional to 1 / (t + 1)). The data is valid per SPEC and
-shaped like a real directory:
+``generate_bundles(size, seed)`` returns the eleven section-3 input tables for several tenants of
+unequal size (tenant ``t`` gets a share proportional to 1 / (t + 1)). The data is valid per SPEC
+and shaped like a real directory:
 
-- people with accounts (a few without, ~3% disabled, a few ``enabled`` nulls), a business role
-  from a few dozen, a leaf of a country > city > site (> floor) location tree (a few null), and
-  attribute columns ``department``, ``country``, ``employee_type``, ``cost_center`` (int64) and
-  ``is_manager`` (bool) with some nulls;
-- groups nested five levels deep with a few back-edges (cycles, one self-membership), empty
-  groups, skewed sizes, a few members that are not in ``people`` and a few duplicate rows;
-  management roles drawn mostly from managers;
-- collections with filters over the attribute columns (one selects nobody and escapes a quote);
-- pools per SKU, one without bundles; bundles with tight, loose or unlimited capacity, disabled
-  plans and revoke thresholds, a few pairs sharing a license group; rules of every (rule,
-  actor_type) pair, business roles with and without a location, and unknown or empty actors;
-- license groups whose current members drift from the rules (people dropped, leavers' accounts
-  added), one whose current members the rules would mostly remove (the removal guard triggers)
-  and one no bundle maps to; SKUs with and without enabled units and two conflicting pairs.
+- people: a few without an account, ~3% disabled, a business role from a few dozen, a leaf of a
+  country > city > site (> floor) location tree, and attributes ``department``, ``country``,
+  ``employee_type``, ``cost_center`` (int64), ``is_manager`` (bool); all with a few nulls;
+- groups nested five levels deep with diamonds, back-edges (cycles, one self-membership), empty
+  groups, skewed sizes, members not in ``people`` and duplicate rows; roles mostly of managers;
+- collection filters over the attributes (one selects nobody and escapes a quote); pools per SKU
+  (one without bundles); bundles with tight, loose or unlimited capacity, disabled plans, revoke
+  thresholds, a few pairs sharing a license group; rules of every (rule, actor_type) pair,
+  located and unlocated business roles, unknown and empty actors;
+- license groups whose current members drift from the rules (members missing, leavers' accounts
+  present), one the removal guard must stop, one no bundle maps to; SKUs with and without
+  enabled units; two conflicting SKU pairs.
 
 Everything is vectorised NumPy on one ``np.random.default_rng(seed)``. Rows hold per-tenant
-local indices; ids are readable strings (``p-0000042``, per tenant) or int64 (one range per kind,
-so persons, groups, roles, business roles and collections never collide), accounts are GUIDs or
-int64. SKU ids are part numbers (strings) under both id types.
+local indices; ids are readable strings (``p-0000042``, numbered per tenant) or int64 (one range
+per kind, so persons, groups, roles, business roles and collections never collide); accounts are
+GUIDs or int64; SKU ids are part numbers (strings) under both id types. Current license group
+members start from what the assign rules select (groups through their tree descendants) and drift.
 """
 
 from __future__ import annotations
@@ -50,8 +47,8 @@ class BundleSize:
 
 
 BUNDLE_SIZES: dict[str, BundleSize] = {
-    "S": BundleSize(2, 2_000, 100, 20_000, 20),
-    "M": BundleSize(3, 20_000, 1_000, 200_000, 100),
+    "S": BundleSize(2, 2_000, 100, 8_000, 20),
+    "M": BundleSize(3, 20_000, 1_000, 100_000, 100),
     "L": BundleSize(4, 200_000, 10_000, 2_000_000, 500),
     "XL": BundleSize(6, 1_000_000, 50_000, 10_000_000, 2_000),
 }
@@ -59,39 +56,40 @@ BUNDLE_SIZES: dict[str, BundleSize] = {
 # Actor types (and principal kinds) in the order of the schema enum; member_type shares codes.
 PERSON, GROUP, ROLE, BUSINESS_ROLE, COLLECTION = range(5)
 ASSIGN, EXCLUDE, ELIGIBLE, EXCLUDE_ELIGIBLE = range(4)
+# Id blocks per kind (string prefixes); int64 ids of block j are (j + 1) * 10**8 + local index.
 _PREFIXES = {"principal": ("p", "g", "r", "br", "c"), "location": ("loc",), "pool": ("pool",),
-             "bundle": ("b",), "license_group": ("lg",)}
-_INT_BASE = {"principal": 100_000_000, "location": 600_000_000, "pool": 700_000_000,
-             "bundle": 800_000_000, "license_group": 900_000_000, "account": 1_000_000_000}
+             "bundle": ("b",), "license_group": ("lg",), "account": ("",)}
 _COUNTRIES = ("DE", "AT", "CH", "FR", "GB", "NL", "SE", "ES", "IT", "US", "CA", "BR", "IN", "JP",
               "AU")
 _DEPARTMENTS = ("Sales", "Engineering", "Operations", "Support", "Marketing", "Finance", "IT",
                 "Research", "HR", "Legal")
-_EMPLOYEE_TYPES = ("employee", "contractor", "intern")
 _SKUS = ("ENTERPRISEPACK", "STANDARDPACK", "SPE_E3", "SPE_E5", "EMS", "POWER_BI_PRO",
          "VISIOCLIENT", "PROJECTPROFESSIONAL", "FLOW_FREE")
-_PRICES = np.array([23.0, 12.5, 36.0, 57.0, 10.5, 10.0, 15.0, 30.0, 0.0])
-_POOL_SKUS = 8  # FLOW_FREE is only in `skus`; PROJECTPROFESSIONAL only in pools
-_CONFLICTS = ((0, 1), (2, 3))
+_PRICES = np.array([23.0, 12.5, 36.0, 57.0, 10.5, 10.0, 15.0, 30.0])  # per pool SKU
+_POOL_SKUS = 8  # FLOW_FREE is only in `skus`, PROJECTPROFESSIONAL never
+_CONFLICTS = {"sku_a": np.array([0, 2]), "sku_b": np.array([1, 3])}  # EP/SP, E3/E5
 _PLANS = ("SWAY", "YAMMER_ENTERPRISE", "TEAMS1", "FORMS_PLAN_E3", "KAIZALA_O365_P3",
           "MCOSTANDARD", "SHAREPOINTWAC", "BPOS_S_TODO_2")
 _FILTERS = (
     "department == 'O''Brien & Partners' and is_manager == true",  # selects nobody
     "department == '{d}' and employee_type != 'intern'",
     "country in ('{c}', '{c2}')",
-    "cost_center >= {n}",
+    "cost_center >= {hi}",
     "is_manager == true",
     "location_id is not null and employee_type == 'employee'",
     "not (employee_type == 'contractor') and country == '{c}'",
     "(department == '{d}' or department == '{d2}') and is_manager == false",
     "employee_type in ('contractor', 'intern') and cost_center is not null",
     "country is null or business_role_id is null",
-    "cost_center < {n} and department != '{d}'",
+    "cost_center < {lo} and department != '{d}'",
 )
 ATTRIBUTES = (Column("department", "string", None), Column("country", "string", None),
               Column("employee_type", "string", None), Column("cost_center", "int64", None),
               Column("is_manager", "bool", None))
-_LOOKUPS = {"department": _DEPARTMENTS, "country": _COUNTRIES, "employee_type": _EMPLOYEE_TYPES}
+_LOOKUPS = {"department": _DEPARTMENTS, "country": _COUNTRIES,
+            "employee_type": ("employee", "contractor", "intern")}
+_SPECS = {name: cols + (ATTRIBUTES if name == "people" else ())
+          for name, cols in BUNDLE_INPUTS.items()}
 _ARROW = {"int64": pa.int64(), "float64": pa.float64(), "bool": pa.bool_(),
           "string_list": pa.list_(pa.string())}
 _EXTRA = np.array([4, 1, 1, 1, 0])  # unknown ids per principal kind beyond the real ones
@@ -99,13 +97,6 @@ _EXTRA = np.array([4, 1, 1, 1, 0])  # unknown ids per principal kind beyond the 
 _PRINCIPAL_KIND = {"person_id": PERSON, "business_role_id": BUSINESS_ROLE, "group_id": GROUP,
                    "role_id": ROLE, "collection_id": COLLECTION, "member_id": "member_type",
                    "actor_id": "actor_type"}
-
-
-def _counts(n_people: int, n_bundles: int) -> dict[str, int]:
-    """Derived per-tenant counts: roles, business roles, collections, pools, leaver accounts."""
-    return {"roles": max(3, n_people // 200), "business_roles": int(np.clip(n_people // 40, 6, 48)),
-            "collections": len(_FILTERS) + n_bundles // 5, "pools": max(3, n_bundles // 3 + 2),
-            "leavers": max(10, n_people // 50)}
 
 
 def _csr(keys: np.ndarray, n: int,
@@ -135,8 +126,9 @@ def _locations(rng: np.random.Generator, n_people: int) -> dict[str, np.ndarray]
     sites = rng.integers(1, 5, cities.sum())
     floors = np.where(rng.random(sites.sum()) < 0.3, rng.integers(1, 4, sites.sum()), 0)
     sizes = np.cumsum([0, n_c, cities.sum(), sites.sum()])
-    parent = np.concatenate([np.full(n_c, -1)] + [
-        start + np.repeat(np.arange(len(k)), k) for start, k in zip(sizes, (cities, sites, floors))])
+    children = (cities, sites, floors)
+    parent = np.concatenate([np.full(n_c, -1)] + [start + np.repeat(np.arange(len(k)), k)
+                                                  for start, k in zip(sizes, children)])
     depth = np.repeat(np.arange(4), np.diff(np.append(sizes, len(parent))))
     country, city = np.arange(len(parent)), np.arange(len(parent))
     for _ in range(3):
@@ -164,22 +156,23 @@ def _people(rng: np.random.Generator, n: int, n_br: int, loc: dict) -> dict[str,
     cost[rng.random(n) < 0.02] = -1
     enabled = (rng.random(n) >= 0.03).astype(np.int8)
     enabled[rng.random(n) < 0.005] = -1
-    return {"person_id": np.arange(n), "account_id": np.where(rng.random(n) < 0.975, np.arange(n), -1),
+    kind = np.where(rng.random(n) < 0.01, -1, rng.choice(3, n, p=[0.85, 0.12, 0.03]))
+    manager = np.where(rng.random(n) < 0.01, -1, rng.random(n) < 0.08)
+    return {"person_id": np.arange(n), "account_id": np.where(rng.random(n) < 0.975, np.arange(n),
+                                                              -1),
             "enabled": enabled, "business_role_id": role, "location_id": location,
-            "department": dept, "country": country,
-            "employee_type": np.where(rng.random(n) < 0.01, -1,
-                                      rng.choice(3, n, p=[0.85, 0.12, 0.03])),
-            "cost_center": cost, "is_manager": np.where(rng.random(n) < 0.01, -1,
-                                                        rng.random(n) < 0.08).astype(np.int8)}
+            "department": dept, "country": country, "employee_type": kind, "cost_center": cost,
+            "is_manager": manager}
 
 
 def _groups(rng: np.random.Generator, n_people: int, n_groups: int,
-            n_edges: int) -> tuple[dict[str, np.ndarray], tuple, np.ndarray]:
+            n_edges: int) -> tuple[dict[str, np.ndarray], list, np.ndarray, np.ndarray]:
     """Nested groups (levels 0-4), back-edges, empty leaves; members are contiguous blocks of a
     permutation of the people, so a group never lists a person twice by chance.
 
-    Returns group_members (local ids, member kind in ``member_type``), the person CSR by group,
-    and the non-empty groups.
+    Returns group_members (local ids, member kind in ``member_type``), the CSRs of the tree
+    descendants (self included) and of the direct person members by group, the non-empty
+    groups and those of them not on a cycle.
     """
     level = np.searchsorted([0.1, 0.3, 0.6, 0.85], np.arange(n_groups) / n_groups, "right")
     level = level[rng.permutation(n_groups)]
@@ -187,24 +180,30 @@ def _groups(rng: np.random.Generator, n_people: int, n_groups: int,
     empty = np.zeros(n_groups, bool)
     empty[rng.choice(leaves, max(1, min(len(leaves) - 1, n_groups // 25)), replace=False)] = True
     parent = np.full(n_groups, -1)
-    extra_child, extra_parent = [], []
     for k in range(1, 5):
         kids, cands = np.flatnonzero(level == k), np.flatnonzero((level == k - 1) & ~empty)
         parent[kids] = cands[rng.integers(0, len(cands), len(kids))]
-        two = kids[rng.random(len(kids)) < 0.1]
-        extra_child.append(two)
-        extra_parent.append(cands[rng.integers(0, len(cands), len(two))])
+    chain = [np.arange(n_groups)]  # chain[k][g]: the tree ancestor k levels above g (-1: none)
+    for _ in range(4):
+        chain.append(np.where(chain[-1] >= 0, parent[chain[-1]], -1))
+    chain = np.stack(chain)
+    # Diamonds: 10% of the leaves get a second parent (the ancestors of both contain them).
+    two = leaves[rng.random(len(leaves)) < 0.1]
+    second = np.flatnonzero(level == 3)
+    second = second[rng.integers(0, len(second), len(two))]
+    tree = np.concatenate([chain, chain[:, second]], axis=1)
+    below = np.concatenate([np.arange(n_groups), two])
     # Back-edges: a group gets one of its ancestors (or, once, itself) as a member.
     back = rng.choice(np.flatnonzero((level >= 1) & (level <= 3)), max(2, n_groups // 100))
     up = rng.integers(1, level[back] + 1)
     up[0] = 0
-    ancestor = back.copy()
-    for step in range(4):
-        ancestor = np.where(up > step, parent[ancestor], ancestor)
+    ancestor = chain[up, back]
     nested = np.flatnonzero(parent >= 0)
-    g_group = np.concatenate([parent[nested], *extra_parent, back])
-    g_member = np.concatenate([nested, *extra_child, ancestor])
+    g_group = np.concatenate([parent[nested], second, back])
+    g_member = np.concatenate([nested, two, ancestor])
     full = np.flatnonzero(~empty)
+    # Groups on a cycle path resolve to more than their subtree.
+    cyclic = chain[:, back][np.arange(5)[:, None] < up]
     w = rng.pareto(1.2, len(full)) + 1
     sizes = np.zeros(n_groups, np.int64)
     target = max(len(full), n_edges - len(g_group))
@@ -215,50 +214,57 @@ def _groups(rng: np.random.Generator, n_people: int, n_groups: int,
     ghosts = rng.choice(full, 3)  # members that are not in `people` (leavers)
     group = np.concatenate([g_group, p_group, ghosts])
     member = np.concatenate([g_member, p_member, n_people + np.arange(3)])
-    kind = np.concatenate([np.full(len(g_group), GROUP), np.full(len(group) - len(g_group), PERSON)])
+    kind = np.repeat([GROUP, PERSON], [len(g_group), len(group) - len(g_group)])
     dup = rng.integers(0, len(group), max(1, len(group) // 2000))
     return ({"group_id": np.append(group, group[dup]), "member_type": np.append(kind, kind[dup]),
-             "member_id": np.append(member, member[dup])}, csr, full)
+             "member_id": np.append(member, member[dup])},
+            [_csr(tree.ravel(), n_groups, np.tile(below, 5)), csr], full,
+            np.setdiff1d(full, cyclic))
 
 
 def _collections(rng: np.random.Generator, n: int, countries: np.ndarray) -> list[str]:
     """Filters: every template once, then random ones, with this tenant's values filled in."""
     which = np.concatenate([np.arange(len(_FILTERS)), rng.integers(1, len(_FILTERS),
                                                                    n - len(_FILTERS))])
-    d = rng.choice(len(_DEPARTMENTS), (n, 2), replace=True)
-    c = rng.choice(countries, (n, 2))
-    num = rng.choice([2000, 3000, 4000, 5000], n)
+    d = rng.integers(0, len(_DEPARTMENTS), n)
+    d = np.stack([d, (d + rng.integers(1, len(_DEPARTMENTS), n)) % len(_DEPARTMENTS)], 1)
+    c = rng.integers(0, len(countries), n)
+    c = countries[np.stack([c, (c + rng.integers(1, len(countries), n)) % len(countries)], 1)]
+    hi, lo = rng.choice([4000, 5000], n), rng.choice([1500, 2000], n)
     return [_FILTERS[w].format(d=_DEPARTMENTS[a], d2=_DEPARTMENTS[b], c=_COUNTRIES[x],
-                               c2=_COUNTRIES[y], n=k)
-            for w, (a, b), (x, y), k in zip(which, d, c, num)]
+                               c2=_COUNTRIES[y], hi=h, lo=low)
+            for w, (a, b), (x, y), h, low in zip(which, d, c, hi, lo)]
 
 
 def _actors(rng: np.random.Generator, kind: np.ndarray, sizes: np.ndarray,
-            full_groups: np.ndarray) -> np.ndarray:
-    """A random existing local id of ``kind`` per row (groups: non-empty ones)."""
+            groups: np.ndarray) -> np.ndarray:
+    """A random existing local id of ``kind`` per row (groups: one of ``groups``)."""
     idx = (rng.random(len(kind)) * sizes[kind]).astype(np.int64)
-    return np.where(kind == GROUP, full_groups[np.minimum(idx, len(full_groups) - 1)], idx)
+    pick = groups[(rng.random(len(kind)) * len(groups)).astype(np.int64)]
+    return np.where(kind == GROUP, pick, idx)
 
 
-def _rules(rng: np.random.Generator, n_b: int, sizes: np.ndarray, full: np.ndarray,
-           empty_group: int, loc: dict) -> dict[str, np.ndarray]:
+def _rules(rng: np.random.Generator, n_b: int, sizes: np.ndarray, groups: tuple,
+           loc: dict) -> dict[str, np.ndarray]:
     """Rules: each bundle's primary assign rule (the first ``n_b`` rows), every (rule, actor_type)
     pair, random rules, unknown or empty actors and a duplicate row. The last bundle (the guard
-    bundle) only assigns role 0; all other rules go to the other bundles."""
-    n_more = 2 * n_b
+    bundle) only assigns role 0; all other rules go to the other bundles. ``groups``: the
+    non-empty groups, those not on a cycle (for primary rules) and an empty one."""
+    full, acyclic, empty_group = groups
     primary = rng.choice([GROUP, BUSINESS_ROLE, ROLE], n_b, p=[0.7, 0.2, 0.1])
     primary[-1] = ROLE
     cover_rule = np.repeat(np.arange(4), 5)
     kind = np.concatenate([primary, np.tile(np.arange(5), 4),
-                           rng.choice(5, n_more, p=[0.15, 0.35, 0.1, 0.15, 0.25])])
+                           rng.choice(5, n_b, p=[0.3, 0.35, 0.1, 0.1, 0.15])])
     actor = _actors(rng, kind, sizes, full)
+    actor[:n_b] = _actors(rng, primary, sizes, acyclic)
     actor[n_b - 1] = 0
     # Unknown person, group, role and business role; an empty group; the nobody collection.
     bad_kind = np.array([PERSON, GROUP, ROLE, BUSINESS_ROLE, GROUP, COLLECTION])
     kind = np.concatenate([kind, bad_kind])
     actor = np.concatenate([actor, sizes[bad_kind[:4]], [empty_group, 0]])
     rule = np.concatenate([np.full(n_b, ASSIGN), cover_rule,
-                           rng.choice(4, n_more, p=[0.3, 0.3, 0.25, 0.15]),
+                           rng.choice(4, n_b, p=[0.25, 0.35, 0.25, 0.15]),
                            [ASSIGN, EXCLUDE, ELIGIBLE, ASSIGN, ASSIGN, ASSIGN]])
     bundle = np.concatenate([np.arange(n_b), rng.integers(0, n_b - 1, len(rule) - n_b)])
     limited = rng.random(len(rule)) < 0.5
@@ -272,25 +278,30 @@ def _rules(rng: np.random.Generator, n_b: int, sizes: np.ndarray, full: np.ndarr
     return {k: np.append(v, v[dup]) for k, v in out.items()}
 
 
-def _bundles(rng: np.random.Generator, n: dict[str, int], people: dict, csrs: list,
-             full: np.ndarray, empty_group: int, loc: dict) -> dict[str, dict]:
+def _bundles(rng: np.random.Generator, n: dict[str, int], people: dict, csrs: dict,
+             groups: tuple, loc: dict) -> dict[str, dict]:
     """Pools, bundles, rules, current license group members (with drift), SKUs and conflicts."""
     n_b, n_pool, n_p = n["bundles"], n["pools"], n["people"]
     sizes = np.array([n_p, n["groups"], n["roles"], n["business_roles"], n["collections"]])
-    rules = _rules(rng, n_b, sizes, full, empty_group, loc)
-    # Members of each primary actor approximate what the bundle resolves to.
-    kind, actor, limit = (rules[k][:n_b] for k in ("actor_type", "actor_id", "location_id"))
+    rules = _rules(rng, n_b, sizes, groups, loc)
+    # Members of the assign rules (but collections and tree cycles) approximate what each
+    # bundle resolves to.
+    kind, actor, limit = (rules[k] for k in ("actor_type", "actor_id", "location_id"))
     rows, person = [], []
-    for k, csr in zip((GROUP, ROLE, BUSINESS_ROLE), csrs):
-        b = np.flatnonzero(kind == k)
-        at, who = _gather(csr, actor[b])
-        rows.append(b[at])
-        person.append(who)
+    for k, chain in csrs.items():
+        row = np.flatnonzero((kind == k) & (rules["rule"] == ASSIGN) & (actor < sizes[k]))
+        key = actor[row]
+        for csr in chain:
+            at, key = _gather(csr, key)
+            row = row[at]
+        rows.append(row)
+        person.append(key)
     row, person = np.concatenate(rows), np.concatenate(person)
     where = people["location_id"][person]
     keep = (limit[row] < 0) | ((where >= 0) & ((loc["country"][where] == limit[row])
                                                | (loc["city"][where] == limit[row])))
-    row, person = row[keep], person[keep]
+    pair = np.unique(rules["bundle_id"][row[keep]] * n_p + person[keep])
+    row, person = pair // n_p, pair % n_p
     size = np.bincount(row, minlength=n_b)
     # License groups: one per bundle, a few odd bundles share their predecessor's.
     share = (np.arange(n_b) % 2 == 1) & (rng.random(n_b) < 0.1)
@@ -314,9 +325,8 @@ def _bundles(rng: np.random.Generator, n: dict[str, int], people: dict, csrs: li
     # Capacities: bundles unlimited, tight or loose; pools around their bundles' total.
     r = rng.random(n_b)
     cap = np.where(r < 0.4, -1, size * np.where(r < 0.65, rng.uniform(0.5, 0.95, n_b),
-                                                rng.uniform(1.05, 1.5, n_b)) + (r >= 0.65))
-    cap = cap.astype(np.int64)
-    cap[0], cap[-1] = int(size[0] * 0.6), -1
+                                                rng.uniform(1.05, 1.5, n_b)) + 1).astype(np.int64)
+    cap[0], cap[-1] = int(size[0] * 0.8), -1
     pool = np.concatenate([np.arange(min(n_b, n_pool - 1)),
                            rng.integers(0, n_pool - 1, max(0, n_b - n_pool + 1))])
     pool_sku = np.concatenate([np.arange(min(n_pool, _POOL_SKUS)),
@@ -325,7 +335,7 @@ def _bundles(rng: np.random.Generator, n: dict[str, int], people: dict, csrs: li
     pool_cap = (demand * rng.uniform(0.7, 1.2, n_pool)).astype(np.int64)
     pool_cap[demand == 0] = rng.integers(5, 50, (demand == 0).sum())
     pool_cap[rng.random(n_pool) < 0.25] = -1
-    pool_cap[0] = int(demand[0] * 0.5)
+    pool_cap[0] = int(demand[0] * 0.85)
     price = np.round(_PRICES[pool_sku] * rng.choice([1, 0.875, 0.75], n_pool) * 8) / 8
     price[rng.random(n_pool) < 0.05] = np.nan
     threshold = np.where(rng.random(n_b) < 0.25, rng.choice([0, 5, 20, 100], n_b), -1)
@@ -336,8 +346,8 @@ def _bundles(rng: np.random.Generator, n: dict[str, int], people: dict, csrs: li
         pa.array(_PLANS).take(rng.integers(0, len(_PLANS), n_plans.sum())),
         mask=pa.array(n_plans == 0))
     skus = np.append(np.arange(7), len(_SKUS) - 1)
-    units = np.bincount(pool_sku[pool], weights=size, minlength=len(_SKUS))[skus]
-    units = (units * rng.uniform(0.8, 1.2, len(skus))).astype(np.int64) + rng.integers(0, 20, len(skus))
+    units = (np.bincount(pool_sku[pool], weights=size, minlength=len(_SKUS))[skus]
+             * rng.uniform(0.8, 1.2, len(skus)) + rng.integers(0, 20, len(skus))).astype(np.int64)
     units[rng.random(len(skus)) < 0.2] = -1
     return {
         "pools": {"pool_id": np.arange(n_pool), "sku_id": pool_sku, "capacity": pool_cap,
@@ -347,33 +357,30 @@ def _bundles(rng: np.random.Generator, n: dict[str, int], people: dict, csrs: li
         "bundle_rules": rules,
         "license_group_members": {"license_group_id": pairs // n_acc, "account_id": pairs % n_acc},
         "skus": {"sku_id": skus, "enabled_units": units},
-        "sku_conflicts": {"sku_a": np.array([a for a, _ in _CONFLICTS]),
-                          "sku_b": np.array([b for _, b in _CONFLICTS])},
-    }
+        "sku_conflicts": _CONFLICTS}
 
 
 def _tenant(rng: np.random.Generator, n: dict[str, int]) -> dict[str, dict]:
     """One tenant's tables; id columns hold local indices per kind (-1: null)."""
     loc = _locations(rng, n["people"])
     people = _people(rng, n["people"], n["business_roles"], loc)
-    members, group_csr, full = _groups(rng, n["people"], n["groups"], n["memberships"])
+    members, group_csrs, full, acyclic = _groups(rng, n["people"], n["groups"],
+                                                 n["memberships"])
     managers = np.flatnonzero(people["is_manager"] == 1)
-    if not len(managers):
-        managers = np.arange(n["people"])
+    managers = managers if len(managers) else np.arange(n["people"])
     role = np.repeat(np.arange(n["roles"]), rng.integers(2, 40, n["roles"]))
     person = np.where(rng.random(len(role)) < 0.8, rng.choice(managers, len(role)),
                       rng.integers(0, n["people"], len(role)))
-    csrs = [group_csr, _csr(role, n["roles"], person),
-            _csr(people["business_role_id"], n["business_roles"])]
-    empty_group = int(np.setdiff1d(np.arange(n["groups"]), full)[0])
-    return {"people": people,
+    csrs = {PERSON: [], GROUP: group_csrs, ROLE: [_csr(role, n["roles"], person)],
+            BUSINESS_ROLE: [_csr(people["business_role_id"], n["business_roles"])]}
+    groups = (full, acyclic, int(np.setdiff1d(np.arange(n["groups"]), full)[0]))
+    return {"people": people, "group_members": members,
             "locations": {"location_id": np.arange(len(loc["parent"])), "parent_id": loc["parent"]},
-            "group_members": members,
             "role_members": {"role_id": np.append(role, role[0]),
                              "person_id": np.append(person, person[0])},
             "collections": {"collection_id": np.arange(n["collections"]),
                             "filter": pa.array(_collections(rng, n["collections"], loc["codes"]))},
-            **_bundles(rng, n, people, csrs, full, empty_group, loc)}
+            **_bundles(rng, n, people, csrs, groups, loc)}
 
 
 def _readable(prefix: str, n: int) -> pa.Array:
@@ -387,19 +394,20 @@ def _readable(prefix: str, n: int) -> pa.Array:
     return pa.StringArray.from_buffers(n, pa.py_buffer(offsets), pa.py_buffer(text))
 
 
-def _id_arrays(rng: np.random.Generator, sizes: dict[str, np.ndarray],
+def _id_arrays(rng: np.random.Generator, sizes: dict[str, list],
                id_type: str) -> dict[str, pa.Array]:
     """Id values per kind (block per principal kind); accounts are GUIDs when ``string``."""
-    ids = {"sku": pa.array(_SKUS)}
-    for kind, blocks in sizes.items():
-        if kind == "account" and id_type == "string":
-            ids[kind] = _guids(rng, int(blocks[0]))
-        elif id_type == "string":
-            ids[kind] = pa.concat_arrays([_readable(p, int(k)) for p, k in
-                                          zip(_PREFIXES[kind], blocks)])
+    ids, block = {"sku": pa.array(_SKUS)}, 0
+    for kind, prefixes in _PREFIXES.items():
+        if id_type == "int64":
+            ids[kind] = pa.array(np.concatenate([(block + i + 1) * 10**8 + np.arange(k)
+                                                 for i, k in enumerate(sizes[kind])]))
+        elif kind == "account":
+            ids[kind] = _guids(rng, int(sizes[kind][0]))
         else:
-            ids[kind] = pa.array(np.concatenate([_INT_BASE[kind] * (i + 1) + np.arange(k)
-                                                 for i, k in enumerate(blocks)]))
+            ids[kind] = pa.concat_arrays([_readable(p, int(k))
+                                          for p, k in zip(prefixes, sizes[kind])])
+        block += len(prefixes)
     return ids
 
 
@@ -421,16 +429,12 @@ def _arrow(col: Column, chunks: list, ids: dict[str, pa.Array], tenants: pa.Arra
     return pa.array(v, _ARROW[col.kind], mask=mask)
 
 
-def _columns(name: str) -> tuple[Column, ...]:
-    return BUNDLE_INPUTS[name] + (ATTRIBUTES if name == "people" else ())
-
-
 def bundle_schema(id_type: str = "string") -> dict[str, pa.Schema]:
     """Arrow schemas of the generated tables (SKU ids are strings under both id types)."""
     id_arrow = pa.string() if id_type == "string" else pa.int64()
     return {name: pa.schema([(c.name, (pa.string() if c.id_kind == SKU else id_arrow)
                               if c.kind == "id" else _ARROW.get(c.kind, pa.string()))
-                             for c in _columns(name)])
+                             for c in _SPECS[name]])
             for name in BUNDLE_INPUTS}
 
 
@@ -447,32 +451,35 @@ def generate_bundles(size: str | BundleSize = "S", seed: int = 0, *,
                          "4 bundles")
     rng = np.random.default_rng(seed)
     per = [{f: int(split[f][t]) for f in fields} for t in range(spec.tenants)]
-    per = [n | _counts(n["people"], n["bundles"]) for n in per]
+    for n in per:  # derived counts
+        n |= {"roles": max(3, n["people"] // 200), "leavers": max(10, n["people"] // 50),
+              "business_roles": int(np.clip(n["people"] // 40, 6, 48)),
+              "collections": len(_FILTERS) + n["bundles"] // 5, "pools": n["bundles"] // 3 + 2}
     # Principal ids: one block per kind (persons, groups, roles, business roles, collections),
     # large enough for every tenant and its unknown ids.
     blocks = np.max([[n[k] for k in ("people", "groups", "roles", "business_roles",
                                      "collections")] for n in per], axis=0) + _EXTRA
     offset = np.cumsum(blocks) - blocks
     parts: dict[str, dict[str, list]] = {name: {} for name in BUNDLE_INPUTS}
-    sizes = {"principal": blocks, "account": np.zeros(1, np.int64)}
+    sizes, accounts = {"principal": blocks.tolist()}, 0
     for t, n in enumerate(per):
-        for name, cols in _tenant(rng, n).items():
-            rows = len(next(iter(cols.values())))
-            cols = {"tenant_id": np.full(rows, t, np.int16), **cols}
-            for col in _columns(name):
+        for name, table in _tenant(rng, n).items():
+            rows = len(next(iter(table.values())))
+            cols = {"tenant_id": np.full(rows, t, np.int16), **table}
+            for col in _SPECS[name]:
                 v = cols[col.name]
-                if col.id_kind == PRINCIPAL:
+                if col.id_kind == PRINCIPAL:  # into the block of its kind
                     kind = _PRINCIPAL_KIND[col.name]
-                    v = np.where(v >= 0, v + offset[cols[kind] if isinstance(kind, str) else kind], -1)
+                    v = np.where(v >= 0, v + offset[cols.get(kind, kind)], -1)
                 elif col.id_kind == ACCOUNT:
-                    v = np.where(v >= 0, v + sizes["account"][0], -1)
+                    v = np.where(v >= 0, v + accounts, -1)
                 elif col.kind == "id" and col.id_kind != SKU:
-                    sizes[col.id_kind] = np.maximum(sizes.get(col.id_kind, [0]), [v.max() + 1])
+                    sizes[col.id_kind] = [max(sizes.get(col.id_kind, [0])[0], v.max() + 1)]
                 parts[name].setdefault(col.name, []).append(v)
-        sizes["account"] += n["people"] + n["leavers"]
-    ids = _id_arrays(rng, sizes, id_type)
+        accounts += n["people"] + n["leavers"]
+    ids = _id_arrays(rng, sizes | {"account": [accounts]}, id_type)
     tenants = pa.array([f"tenant-{t:02d}" for t in range(spec.tenants)])
     schemas = bundle_schema(id_type)
-    return {name: pa.Table.from_arrays(
-                [_arrow(c, parts[name].pop(c.name), ids, tenants) for c in _columns(name)], schema=schemas[name])
+    return {name: pa.Table.from_arrays([_arrow(c, parts[name].pop(c.name), ids, tenants)
+                                        for c in _SPECS[name]], schema=schemas[name])
             for name in BUNDLE_INPUTS}

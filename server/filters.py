@@ -281,6 +281,7 @@ class _Parser:
 
 
 def _typed_compare(name: str, kind: str, t: pa.DataType, op: str, value: object) -> _Node:
+    """The comparison with the literal in the column's terms (exact for integer columns)."""
     if kind == "float":
         return _Compare(name, op, float(value))
     if kind != "int":
@@ -304,6 +305,7 @@ def _typed_compare(name: str, kind: str, t: pa.DataType, op: str, value: object)
 
 
 def _typed_in(name: str, kind: str, t: pa.DataType, values: list) -> _Node:
+    """``in`` with the literals the column can hold, deduplicated (none: false)."""
     if kind == "float":
         values = [float(v) for v in values]
     elif kind == "int":

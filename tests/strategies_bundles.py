@@ -52,6 +52,8 @@ INT_IDS: dict[str, tuple[Any, ...]] = {
 }
 ACTOR_TYPES = ("person", "group", "role", "business_role", "collection")
 # assign most often, so that bundles have resultants
+# minimum sizes of a list: mostly a few, sometimes none
+SIZES = (0, 1, 2, 3, 3)
 RULES = ("assign", "assign", "assign", "exclude", "eligible", "exclude_eligible")
 DEPTS = ("sales", "Sales", "o'neil", "ops", "é")
 PLANS = ("TEAMS", "YAMMER")
@@ -123,7 +125,9 @@ def _tenant_rows(draw: st.DrawFn, tenant: str, ids: dict[str, tuple[Any, ...]]) 
     for index, location in enumerate(locations):
         add("locations", location_id=location, parent_id=_pick(draw, locations[:index]))
     accounts = ids["account"]
-    for index in draw(st.lists(st.integers(0, 5), unique=True)):
+    # The last person is in `people` one time in four; there are usually a few others.
+    persons = draw(st.lists(st.integers(0, 4), unique=True, min_size=draw(st.sampled_from(SIZES))))
+    for index in persons + ([5] if draw(st.integers(0, 3)) == 0 else []):
         # Mostly the person's own account; sometimes none, or one that another person may share.
         which = draw(st.integers(0, 5))
         account = None if which == 0 else accounts[index] if which > 1 else _pick(draw, accounts)
@@ -131,7 +135,7 @@ def _tenant_rows(draw: st.DrawFn, tenant: str, ids: dict[str, tuple[Any, ...]]) 
             "people",
             person_id=ids["person"][index],
             account_id=account,
-            enabled=draw(or_null(st.booleans(), 3)),
+            enabled=draw(st.sampled_from((None, True, True, False))),
             business_role_id=_pick(draw, ids["business_role"]),
             location_id=_pick(draw, ids["location"]),  # may be missing from `locations`
             dept=draw(or_null(st.sampled_from(DEPTS), 3)),
@@ -143,16 +147,22 @@ def _tenant_rows(draw: st.DrawFn, tenant: str, ids: dict[str, tuple[Any, ...]]) 
         st.tuples(st.just("group"), st.sampled_from(ids["group"])),
     )
     for group, (member_type, member) in draw(
-        st.lists(st.tuples(st.sampled_from(ids["group"]), members), max_size=10)
+        st.lists(
+            st.tuples(st.sampled_from(ids["group"]), members),
+            min_size=draw(st.sampled_from(SIZES)),
+            max_size=10,
+        )
     ):
         add("group_members", group_id=group, member_type=member_type, member_id=member)
+    for person in draw(st.lists(st.sampled_from(ids["person"]), max_size=4)):
+        add("group_members", group_id=ids["group"][0], member_type="person", member_id=person)
     role_pairs = st.tuples(st.sampled_from(ids["role"]), st.sampled_from(ids["person"]))
     for role, person in draw(st.lists(role_pairs, max_size=5)):
         add("role_members", role_id=role, person_id=person)
     for collection in some("collection", max_size=2):
         add("collections", collection_id=collection, filter=draw(filters()))
 
-    pools = some("pool")
+    pools = some("pool", min_size=draw(st.sampled_from(SIZES[:2])))
     for pool in pools:
         add(
             "pools",
@@ -161,7 +171,7 @@ def _tenant_rows(draw: st.DrawFn, tenant: str, ids: dict[str, tuple[Any, ...]]) 
             capacity=draw(or_null(st.integers(0, 4))),
             unit_price=draw(or_null(eighths(24), 3)),
         )
-    bundles = some("bundle") if pools else []
+    bundles = some("bundle", min_size=1) if pools else []
     for bundle in bundles:
         add(
             "bundles",
@@ -173,11 +183,16 @@ def _tenant_rows(draw: st.DrawFn, tenant: str, ids: dict[str, tuple[Any, ...]]) 
             revoke_threshold=draw(or_null(st.integers(0, 2), 4)),
         )
     if bundles:
-        actors = st.sampled_from(ACTOR_TYPES).flatmap(
+        actors = st.sampled_from(ACTOR_TYPES + ("person", "group")).flatmap(
             lambda kind: st.tuples(st.just(kind), st.sampled_from(ids[kind]))
         )
         rules = st.tuples(st.sampled_from(bundles), st.sampled_from(RULES), actors)
-        for bundle, rule, (actor_type, actor_id) in draw(st.lists(rules, max_size=12)):
+        size = draw(st.sampled_from(SIZES)) * 2
+        drawn = draw(st.lists(rules, min_size=size, max_size=14))
+        # Many bundles assign the same first group, so people hold several bundles.
+        everyone = ("group", ids["group"][0])
+        drawn += [(b, "assign", everyone) for b in bundles if draw(st.booleans())]
+        for bundle, rule, (actor_type, actor_id) in drawn:
             add(
                 "bundle_rules",
                 bundle_id=bundle,

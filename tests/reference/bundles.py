@@ -359,6 +359,8 @@ class _Tenant:
             # per (actor_type, actor_id), whatever the rule)
             if not members:
                 empty.add((actor_type, actor_id))
+            else:
+                empty.add(("X", actor_id))
         for actor_type, actor_id in empty:
             out["warnings"].append({
                 "tenant_id": t,
