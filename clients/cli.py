@@ -134,33 +134,39 @@ def _bundles(args: argparse.Namespace) -> int:
 
 def _demo(args: argparse.Namespace) -> int:
     from licensecore.bench.datagen import generate
+    from licensecore.bench.datagen_bundles import generate_bundles
 
-    started = time.perf_counter()
-    tables = generate(args.size, args.seed)
-    generated = time.perf_counter() - started
     if not args.server:
-        from licensecore.server.consumption import warm_up
+        from licensecore.server import bundles, consumption
 
         started = time.perf_counter()
-        warm_up()
+        consumption.warm_up()
+        bundles.warm_up()
         print(f"kernels ready in {time.perf_counter() - started:.2f} s (compiled once, then cached)")
-    started = time.perf_counter()
-    outputs = _compute(tables, args.server)
-    computed = time.perf_counter() - started
-    peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    rows = [(name, t.num_rows, t.nbytes / 2**20) for name, t in tables.items()]
-    total_rows = sum(r[1] for r in rows)
-    rows.append(("TOTAL", total_rows, sum(r[2] for r in rows)))
-    print(f"size {args.size}, seed {args.seed}: generated in {generated:.2f} s")
-    print(format_table(("input table", "rows", "MiB"), rows))
     where = f"on {args.server}" if args.server else "in-process"
-    print(f"\nconsumption computed {where} in {computed:.2f} s "
-          f"({total_rows / computed:,.0f} input rows/s); peak RSS {peak_mib:,.0f} MiB")
-    print(", ".join(f"{name} {t.num_rows:,} rows" for name, t in outputs.items()))
-    print()
-    print(consumption_summary(outputs))
-    if args.output:
-        write_tables(outputs, args.output)
+    for task, make, run, summarise in (
+        ("consumption", generate, _compute, consumption_summary),
+        ("bundle resolution", generate_bundles, _resolve, bundles_summary),
+    ):
+        started = time.perf_counter()
+        tables = make(args.size, args.seed)
+        generated = time.perf_counter() - started
+        started = time.perf_counter()
+        outputs = run(tables, args.server)
+        computed = time.perf_counter() - started
+        peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        rows = [(name, t.num_rows, t.nbytes / 2**20) for name, t in tables.items()]
+        total_rows = sum(r[1] for r in rows)
+        rows.append(("TOTAL", total_rows, sum(r[2] for r in rows)))
+        print(f"\n== {task}: size {args.size}, seed {args.seed}, generated in {generated:.2f} s")
+        print(format_table(("input table", "rows", "MiB"), rows))
+        print(f"\n{task} computed {where} in {computed:.2f} s "
+              f"({total_rows / computed:,.0f} input rows/s); peak RSS so far {peak_mib:,.0f} MiB")
+        print(", ".join(f"{name} {t.num_rows:,}" for name, t in outputs.items()))
+        print()
+        print(summarise(outputs))
+        if args.output:
+            write_tables(outputs, args.output)
     return 0
 
 

@@ -11,11 +11,14 @@ import pyarrow.parquet as pq
 import pytest
 
 from licensecore.bench.datagen import generate, write_dir
+from licensecore.bench.datagen_bundles import generate_bundles
 from licensecore.clients import LicenseCoreClient
 from licensecore.clients.cli import main
 from licensecore.server.app import create_server
 
 OUTPUTS = ("consumption", "license_summary", "unlicensed", "chargeback")
+BUNDLE_OUTPUTS = ("bundle_assignees", "fulfillment", "bundle_summary", "pool_summary", "sku_summary",
+                  "eligibility", "conflicts", "warnings")
 
 
 @pytest.fixture(scope="module")
@@ -32,8 +35,8 @@ def input_dir(tmp_path_factory):
     return path
 
 
-def _read_outputs(path) -> dict[str, pa.Table]:
-    return {name: pq.read_table(path / f"{name}.parquet") for name in OUTPUTS}
+def _read_outputs(path, names=OUTPUTS) -> dict[str, pa.Table]:
+    return {name: pq.read_table(path / f"{name}.parquet") for name in names}
 
 
 def test_consume_in_process_and_through_server_write_identical_tables(
@@ -137,3 +140,58 @@ def test_serve_command_serves_until_terminated():
     finally:
         proc.terminate()
         assert proc.wait(timeout=30) == 0
+
+
+@pytest.fixture(scope="module")
+def bundle_dir(tmp_path_factory):
+    path = tmp_path_factory.mktemp("bundles")
+    write_dir(generate_bundles("S", seed=2), path)
+    return path
+
+
+def test_bundles_in_process_and_through_server_write_identical_tables(
+    bundle_dir, server_address, tmp_path, capsys
+):
+    options = ["--max-remove-fraction", "0.25", "--guard-min-members", "5"]
+    assert main(["bundles", "--input", str(bundle_dir), "--output", str(tmp_path / "local"), *options]) == 0
+    summary = capsys.readouterr().out
+    assert "removes awaiting approval" in summary and "monthly cost" in summary
+    remote = ["bundles", "--input", str(bundle_dir), "--output", str(tmp_path / "remote"),
+              "--server", server_address, *options]
+    assert main(remote) == 0
+    local = _read_outputs(tmp_path / "local", BUNDLE_OUTPUTS)
+    through = _read_outputs(tmp_path / "remote", BUNDLE_OUTPUTS)
+    for name in BUNDLE_OUTPUTS:
+        assert local[name].equals(through[name]), name
+    assert local["fulfillment"].num_rows > 0 and local["bundle_assignees"].num_rows > 0
+
+
+def test_bundles_options_change_the_guard(bundle_dir, tmp_path):
+    statuses = {}
+    for fraction in ("0", "1"):
+        out = tmp_path / fraction
+        assert main(["bundles", "--input", str(bundle_dir), "--output", str(out),
+                     "--max-remove-fraction", fraction, "--guard-min-members", "0"]) == 0
+        plan = pq.read_table(out / "fulfillment.parquet").to_pylist()
+        statuses[fraction] = {r["status"] for r in plan if r["op"] == "remove"}
+    assert statuses["0"] == {"needs_approval"}
+    assert "ready" in statuses["1"]
+
+
+@pytest.mark.parametrize("through_server", [False, True], ids=["in-process", "server"])
+def test_bundles_bad_filter_exits_2_and_writes_nothing(
+    bundle_dir, tmp_path, capsys, server_address, through_server
+):
+    tables = generate_bundles("S", seed=2)
+    coll = tables["collections"]
+    filters = coll.column("filter").to_pylist()
+    filters[3] = "department == 'Sales' or __import__('os')"
+    tables["collections"] = coll.set_column(coll.schema.get_field_index("filter"), "filter", pa.array(filters))
+    write_dir(tables, tmp_path / "bad")
+    argv = ["bundles", "--input", str(tmp_path / "bad"), "--output", str(tmp_path / "out")]
+    if through_server:
+        argv += ["--server", server_address]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "collections.filter" in err and "row 3" in err and "position" in err
+    assert "Traceback" not in err and not (tmp_path / "out").exists()

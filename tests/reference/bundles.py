@@ -120,6 +120,8 @@ def reference_bundles(
     # as ids until now so that rows sort by sku_ids in id order too.
     for row in result["conflicts"]:
         row["sku_ids"] = [str(s) for s in row["sku_ids"]]
+    for name in ("conflicts",):
+        result[name].sort(key=lambda r: (r["tenant_id"], r["person_id"], r["kind"], r["sku_ids"]))
         row["bundle_ids"] = [str(b) for b in row["bundle_ids"]]
     return result
 
@@ -359,8 +361,6 @@ class _Tenant:
             # per (actor_type, actor_id), whatever the rule)
             if not members:
                 empty.add((actor_type, actor_id))
-            else:
-                empty.add(("X", actor_id))
         for actor_type, actor_id in empty:
             out["warnings"].append({
                 "tenant_id": t,
