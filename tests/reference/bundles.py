@@ -120,8 +120,6 @@ def reference_bundles(
     # as ids until now so that rows sort by sku_ids in id order too.
     for row in result["conflicts"]:
         row["sku_ids"] = [str(s) for s in row["sku_ids"]]
-    for name in ("conflicts",):
-        result[name].sort(key=lambda r: (r["tenant_id"], r["person_id"], r["kind"], r["sku_ids"]))
         row["bundle_ids"] = [str(b) for b in row["bundle_ids"]]
     return result
 
@@ -487,7 +485,7 @@ class _Tenant:
                 self.bundles[b]["revoke_threshold"] for b in bundles
                 if self.bundles[b]["revoke_threshold"] is not None
             ]
-            guarded = (bool(thresholds) and len(gone) > min(thresholds)) or (
+            guarded = (bool(thresholds) and len(gone) >= min(thresholds)) or (
                 len(current) >= self.min_members and len(gone) > self.fraction * len(current)
             )
             for account in gone:
