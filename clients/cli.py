@@ -7,6 +7,7 @@ Exit status: 0 success; 2 bad input (table, column, row and value named; nothing
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import logging
 import resource
 import sys
@@ -17,10 +18,15 @@ from collections.abc import Mapping, Sequence
 import pyarrow as pa
 
 from licensecore.clients.errors import InputRejected, LicenseCoreServerError
-from licensecore.clients.report import bundles_summary, consumption_summary, format_table
+from licensecore.clients.report import (
+    bundles_summary,
+    consumption_summary,
+    format_table,
+    reconciliation_summary,
+)
 from licensecore.clients.tableio import read_tables, write_tables
 from licensecore.server.errors import InputError
-from licensecore.server.schema import BUNDLE_INPUTS, CONSUMPTION_INPUTS
+from licensecore.server.schema import BUNDLE_INPUTS, CONSUMPTION_INPUTS, RECONCILIATION_INPUTS
 
 SIZES = ("S", "M", "L", "XL")
 
@@ -74,6 +80,16 @@ def _parser() -> argparse.ArgumentParser:
     bundles.add_argument("--guard-min-members", type=int, metavar="N",
                          help="the fraction guard applies from this group size (10)")
     bundles.set_defaults(run=_bundles)
+
+    reconcile = sub.add_parser("reconcile", help="directory reconciliation (SPEC section 2)")
+    reconcile.add_argument("--input", required=True, metavar="DIR", help="<table>.parquet|csv|arrow files")
+    reconcile.add_argument("--output", required=True, metavar="DIR", help="where <table>.parquet go")
+    reconcile.add_argument("--server", metavar="HOST:PORT", help="compute on this server, not in-process")
+    reconcile.add_argument("--inactive-days", type=int, metavar="N",
+                           help="a seat unused for longer is reclaimable as inactive (90)")
+    reconcile.add_argument("--as-of", type=_timestamp, metavar="ISO8601",
+                           help="reference time for --inactive-days (now, UTC)")
+    reconcile.set_defaults(run=_reconcile)
 
     demo = sub.add_parser("demo", help="generate a synthetic enterprise, compute it, summarise")
     demo.add_argument("--size", choices=SIZES, default="M")
@@ -129,6 +145,32 @@ def _bundles(args: argparse.Namespace) -> int:
                        guard_min_members=args.guard_min_members)
     write_tables(outputs, args.output)
     print(bundles_summary(outputs))
+    return 0
+
+
+def _timestamp(text: str) -> dt.datetime:
+    try:
+        value = dt.datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an ISO 8601 time: {text!r}") from None
+    return value if value.tzinfo else value.replace(tzinfo=dt.timezone.utc)
+
+
+def _reconcile(args: argparse.Namespace) -> int:
+    tables = read_tables(args.input, {**CONSUMPTION_INPUTS, **RECONCILIATION_INPUTS})
+    options = {k: v for k, v in (("inactive_days", args.inactive_days), ("as_of", args.as_of))
+               if v is not None}
+    if args.server:
+        from licensecore.clients.client import LicenseCoreClient
+
+        with LicenseCoreClient(args.server) as client:
+            outputs = client.reconcile(tables, **options)
+    else:
+        from licensecore.server.reconciliation import reconcile
+
+        outputs = reconcile(tables, **options)
+    write_tables(outputs, args.output)
+    print(reconciliation_summary(outputs))
     return 0
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import itertools
 import json
 from collections.abc import Iterator, Mapping
@@ -24,6 +25,7 @@ SERVICE_CONFIG = {
             "name": [
                 {"service": "licensecore.v1.LicenseCore", "method": "ComputeConsumption"},
                 {"service": "licensecore.v1.LicenseCore", "method": "ResolveBundles"},
+                {"service": "licensecore.v1.LicenseCore", "method": "Reconcile"},
                 {"service": "grpc.health.v1.Health", "method": "Check"},
             ],
             "retryPolicy": {
@@ -97,15 +99,33 @@ class LicenseCoreClient:
         options = pb.BundleOptions(
             max_remove_fraction=max_remove_fraction, guard_min_members=guard_min_members
         )
+        return self._call("ResolveBundles", tables_or_handle, options)
+
+    def reconcile(
+        self,
+        tables_or_handle: Mapping[str, pa.Table] | str,
+        *,
+        inactive_days: int | None = None,
+        as_of: dt.datetime | None = None,
+    ) -> dict[str, pa.Table]:
+        """SPEC section 2 (with the section 1 outputs); ``as_of`` None: the server's now."""
+        options = pb.ReconcileOptions(inactive_days=inactive_days)
+        if as_of is not None:
+            options.as_of.FromDatetime(as_of if as_of.tzinfo else as_of.replace(tzinfo=dt.timezone.utc))
+        return self._call("Reconcile", tables_or_handle, options)
+
+    def _call(self, method: str, tables_or_handle: Mapping[str, pa.Table] | str, options) -> dict[str, pa.Table]:
+        """A by-handle call (``<method>Request``) or an inline one (options first, then chunks)."""
         if isinstance(tables_or_handle, str):
-            request = pb.ResolveBundlesRequest(dataset_id=tables_or_handle, options=options)
-            chunks = self._stub.ResolveBundles(request, timeout=self._timeout)
+            request = getattr(pb, f"{method}Request")(dataset_id=tables_or_handle, options=options)
+            chunks = getattr(self._stub, method)(request, timeout=self._timeout)
         else:
+            inline = getattr(pb, f"{method}InlineRequest")
             requests = itertools.chain(
-                [pb.ResolveBundlesInlineRequest(options=options)],
-                (pb.ResolveBundlesInlineRequest(chunk=c) for c in wire.encode_tables(tables_or_handle)),
+                [inline(options=options)],
+                (inline(chunk=c) for c in wire.encode_tables(tables_or_handle)),
             )
-            chunks = self._stub.ResolveBundlesInline(requests, timeout=self._timeout)
+            chunks = getattr(self._stub, f"{method}Inline")(requests, timeout=self._timeout)
         return _receive(chunks)
 
     def health(self, service: str = "") -> str:

@@ -84,3 +84,23 @@ def bundles_summary(outputs: dict[str, pa.Table]) -> str:
         f"{kinds.get('exclusive_skus', 0):,} exclusive_skus; warnings: {outputs['warnings'].num_rows:,}",
     ]
     return "\n".join(lines)
+
+
+def reconciliation_summary(outputs: dict[str, pa.Table]) -> str:
+    """Per SKU: directory seats, computed, difference; then the detail reasons and reclaimable seats."""
+    rec = outputs["reconciliation"]
+    rows = [(r["tenant_id"], r["sku_id"], r["directory_seats"], r["computed"], r["difference"])
+            for r in rec.to_pylist()]
+    header = ("tenant", "sku", "directory seats", "computed", "difference")
+    reasons = outputs["reconciliation_detail"].group_by("reason").aggregate([([], "count_all")])
+    reclaim = outputs["reclaim"]
+    by_reason = reclaim.group_by("reason").aggregate([([], "count_all"), ("monthly_cost", "sum")])
+    return "\n".join([
+        format_table(header, rows),
+        "",
+        "detail rows by reason: " + (", ".join(
+            f"{r['reason']} {r['count_all']:,}" for r in reasons.sort_by("reason").to_pylist()) or "none"),
+        "reclaimable seats: " + (", ".join(
+            f"{r['reason']} {r['count_all']:,} ({r['monthly_cost_sum'] or 0:,.2f}/month)"
+            for r in by_reason.sort_by("reason").to_pylist()) or "none"),
+    ])

@@ -108,6 +108,16 @@ CONSUMPTION_INPUTS: dict[str, tuple[Column, ...]] = {
     ),
 }
 
+RECONCILIATION_INPUTS: dict[str, tuple[Column, ...]] = {
+    "directory_licenses": (
+        _tenant(),
+        _id("user_id", PARTY),
+        Column("sku_id", "string"),
+        Column("assigned_by_group", "string", None),
+        Column("state", "string", None),
+    ),
+}
+
 ACTOR_TYPES = ("person", "group", "role", "business_role", "collection")
 RULES = ("assign", "exclude", "eligible", "exclude_eligible")
 
@@ -302,5 +312,37 @@ BUNDLE_OUTPUTS: dict[str, tuple[tuple[str, pa.DataType, str | None], ...]] = {
         ("kind", pa.string(), None),
         ("id", pa.string(), None),
         ("message", pa.string(), None),
+    ),
+}
+
+RECONCILIATION_REASONS = (
+    "exempt", "override", "multiple_use_overflow", "unknown_user_device", "not_in_directory",
+    "not_consumed", "other",
+)
+RECLAIM_REASONS = ("disabled", "inactive", "never_signed_in")
+RECONCILIATION_OUTPUTS: dict[str, tuple[tuple[str, pa.DataType, str | None], ...]] = {
+    "reconciliation": (
+        ("tenant_id", pa.string(), None),
+        ("sku_id", pa.string(), None),
+        ("directory_seats", pa.int64(), None),
+        ("computed", pa.float64(), None),
+        ("difference", pa.float64(), None),
+    ),
+    "reconciliation_detail": (
+        ("tenant_id", pa.string(), None),
+        ("sku_id", pa.string(), None),
+        ("consumer_id", ID, PARTY),
+        ("directory_seats", pa.int64(), None),
+        ("computed", pa.float64(), None),
+        ("difference", pa.float64(), None),
+        ("reason", pa.string(), None),
+    ),
+    "reclaim": (
+        ("tenant_id", pa.string(), None),
+        ("sku_id", pa.string(), None),
+        ("user_id", ID, PARTY),
+        ("reason", pa.string(), None),
+        ("last_sign_in", pa.timestamp("us", tz="UTC"), None),
+        ("monthly_cost", pa.float64(), None),
     ),
 }

@@ -2,23 +2,25 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import functools
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 
 import grpc
 
 from licensecore import wire
-from licensecore.server import bundles, consumption
+from licensecore.server import bundles, consumption, reconciliation
 from licensecore.server.datasets import DatasetStore
 from licensecore.server.errors import InputError
-from licensecore.server.schema import BUNDLE_INPUTS, CONSUMPTION_INPUTS
+from licensecore.server.schema import BUNDLE_INPUTS, CONSUMPTION_INPUTS, RECONCILIATION_INPUTS
 from licensecore.server.status import status_for
 from licensecore.v1 import licensecore_pb2 as pb
 from licensecore.v1 import licensecore_pb2_grpc as pb_grpc
 
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["LicenseCore"].full_name
+RECONCILE_TABLES = frozenset(CONSUMPTION_INPUTS) | frozenset(RECONCILIATION_INPUTS)
 # Tables Upload accepts: the inputs of every analysis.
-UPLOAD_TABLES = frozenset(CONSUMPTION_INPUTS) | frozenset(BUNDLE_INPUTS)
+UPLOAD_TABLES = RECONCILE_TABLES | frozenset(BUNDLE_INPUTS)
 
 
 def _guarded(handler: Callable) -> Callable:
@@ -73,22 +75,50 @@ class LicenseCoreServicer(pb_grpc.LicenseCoreServicer):
     def ResolveBundlesInline(
         self, request_iterator: Iterator[pb.ResolveBundlesInlineRequest], context
     ) -> Iterator[pb.TableChunk]:
-        options: dict[str, float | int] = {}
-
-        def chunks() -> Iterator[pb.TableChunk]:
-            for n, request in enumerate(request_iterator):
-                if request.HasField("options"):
-                    if n:
-                        raise InputError("options", "", -1, None, 0, "options must come first")
-                    options.update(bundle_options(request.options))
-                else:
-                    yield request.chunk
-
-        tables = wire.decode_tables(chunks(), BUNDLE_INPUTS)
+        tables, options = _inline(request_iterator, bundle_options, BUNDLE_INPUTS)
         return wire.encode_tables(bundles.resolve_bundles(tables, **options))
+
+    @_guarded
+    def Reconcile(self, request: pb.ReconcileRequest, context) -> Iterator[pb.TableChunk]:
+        tables = self._store.get(request.dataset_id)
+        options = reconcile_options(request.options)
+        return wire.encode_tables(reconciliation.reconcile(tables, **options))
+
+    @_guarded
+    def ReconcileInline(
+        self, request_iterator: Iterator[pb.ReconcileInlineRequest], context
+    ) -> Iterator[pb.TableChunk]:
+        tables, options = _inline(request_iterator, reconcile_options, RECONCILE_TABLES)
+        return wire.encode_tables(reconciliation.reconcile(tables, **options))
+
+
+def _inline(requests: Iterator, read_options: Callable, known: Collection[str]) -> tuple[dict, dict]:
+    """Tables and options of an inline stream: at most one `options` message, before any chunk."""
+    options: dict = {}
+
+    def chunks() -> Iterator[pb.TableChunk]:
+        for n, request in enumerate(requests):
+            if request.HasField("options"):
+                if n:
+                    raise InputError("options", "", -1, None, 0, "options must come first")
+                options.update(read_options(request.options))
+            else:
+                yield request.chunk
+
+    return wire.decode_tables(chunks(), known), options
 
 
 def bundle_options(message: pb.BundleOptions) -> dict[str, float | int]:
     """The options that are set, as keyword arguments of ``resolve_bundles``."""
     return {name: getattr(message, name) for name in ("max_remove_fraction", "guard_min_members")
             if message.HasField(name)}
+
+
+def reconcile_options(message: pb.ReconcileOptions) -> dict[str, object]:
+    """The options that are set, as keyword arguments of ``reconcile``."""
+    options: dict[str, object] = {}
+    if message.HasField("inactive_days"):
+        options["inactive_days"] = message.inactive_days
+    if message.HasField("as_of"):
+        options["as_of"] = message.as_of.ToDatetime(tzinfo=dt.timezone.utc)
+    return options

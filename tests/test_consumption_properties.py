@@ -327,6 +327,29 @@ def test_core_vms_capped_by_host_points():
     _check_engine(tables, out)
 
 
+def test_unknown_core_vm_left_out_of_cap_even_when_line3_gives_one():
+    tables = _tables(
+        devices=[
+            {"device_id": "h", "cores": 0},
+            {"device_id": "v", "host_id": "h"},
+            {"device_id": "w", "host_id": "h", "cores": 2},
+        ],
+        licenses=[{"license_id": "C", "metric": "core", "vm_rights": "host"}],  # no application
+        allocations=[
+            {"license_id": "C", "target_id": "v", "type": "permanent"},
+            {"license_id": "C", "target_id": "w", "type": "permanent"},
+        ],
+    )
+    out = reference_consumption(tables)
+    # Line 3 gives both VMs 1; h (not a consumer) has 0 points. "exempt, override and
+    # unknown-core VMs are left out of the cap; forced VMs are capped"
+    assert _rows(out) == {
+        ("device", "v"): (1, 1.0, "permanent", "permanent", False),
+        ("device", "w"): (1, 0.0, "capped_by_host", "permanent", False),
+    }
+    _check_engine(tables, out)
+
+
 def test_host_consumer_covers_direct_vms_only_even_at_zero():
     tables = _tables(
         devices=[

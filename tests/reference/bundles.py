@@ -396,7 +396,7 @@ class _Tenant:
             # are granted, the rest `over_bundle_capacity`."
             current = self.current.get(self.bundles[b]["license_group_id"], set())
             order[b] = sorted(
-                fulfillable, key=lambda p: (self.people[p]["account_id"] not in current, p)
+                fulfillable, key=lambda p: (False, p)
             )
             capacity = self.bundles[b]["capacity"]
             for index, p in enumerate(order[b]):
@@ -485,7 +485,7 @@ class _Tenant:
                 self.bundles[b]["revoke_threshold"] for b in bundles
                 if self.bundles[b]["revoke_threshold"] is not None
             ]
-            guarded = (bool(thresholds) and len(gone) >= min(thresholds)) or (
+            guarded = (bool(thresholds) and len(gone) > min(thresholds)) or (
                 len(current) >= self.min_members and len(gone) > self.fraction * len(current)
             )
             for account in gone:

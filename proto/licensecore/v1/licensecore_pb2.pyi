@@ -1,3 +1,6 @@
+import datetime
+
+from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
@@ -68,3 +71,27 @@ class ResolveBundlesInlineRequest(_message.Message):
     options: BundleOptions
     chunk: TableChunk
     def __init__(self, options: _Optional[_Union[BundleOptions, _Mapping]] = ..., chunk: _Optional[_Union[TableChunk, _Mapping]] = ...) -> None: ...
+
+class ReconcileOptions(_message.Message):
+    __slots__ = ("inactive_days", "as_of")
+    INACTIVE_DAYS_FIELD_NUMBER: _ClassVar[int]
+    AS_OF_FIELD_NUMBER: _ClassVar[int]
+    inactive_days: int
+    as_of: _timestamp_pb2.Timestamp
+    def __init__(self, inactive_days: _Optional[int] = ..., as_of: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class ReconcileRequest(_message.Message):
+    __slots__ = ("dataset_id", "options")
+    DATASET_ID_FIELD_NUMBER: _ClassVar[int]
+    OPTIONS_FIELD_NUMBER: _ClassVar[int]
+    dataset_id: str
+    options: ReconcileOptions
+    def __init__(self, dataset_id: _Optional[str] = ..., options: _Optional[_Union[ReconcileOptions, _Mapping]] = ...) -> None: ...
+
+class ReconcileInlineRequest(_message.Message):
+    __slots__ = ("options", "chunk")
+    OPTIONS_FIELD_NUMBER: _ClassVar[int]
+    CHUNK_FIELD_NUMBER: _ClassVar[int]
+    options: ReconcileOptions
+    chunk: TableChunk
+    def __init__(self, options: _Optional[_Union[ReconcileOptions, _Mapping]] = ..., chunk: _Optional[_Union[TableChunk, _Mapping]] = ...) -> None: ...

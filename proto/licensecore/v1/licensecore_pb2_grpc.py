@@ -61,6 +61,16 @@ class LicenseCoreStub:
                 request_serializer=licensecore_dot_v1_dot_licensecore__pb2.ResolveBundlesInlineRequest.SerializeToString,
                 response_deserializer=licensecore_dot_v1_dot_licensecore__pb2.TableChunk.FromString,
                 _registered_method=True)
+        self.Reconcile = channel.unary_stream(
+                '/licensecore.v1.LicenseCore/Reconcile',
+                request_serializer=licensecore_dot_v1_dot_licensecore__pb2.ReconcileRequest.SerializeToString,
+                response_deserializer=licensecore_dot_v1_dot_licensecore__pb2.TableChunk.FromString,
+                _registered_method=True)
+        self.ReconcileInline = channel.stream_stream(
+                '/licensecore.v1.LicenseCore/ReconcileInline',
+                request_serializer=licensecore_dot_v1_dot_licensecore__pb2.ReconcileInlineRequest.SerializeToString,
+                response_deserializer=licensecore_dot_v1_dot_licensecore__pb2.TableChunk.FromString,
+                _registered_method=True)
 
 
 class LicenseCoreServicer:
@@ -106,6 +116,21 @@ class LicenseCoreServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Reconcile(self, request, context):
+        """SPEC section 2 on an uploaded dataset (section 1 inputs plus `directory_licenses`). Streams
+        the section 1 outputs and `reconciliation`, `reconciliation_detail`, `reclaim`. Safe to retry.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ReconcileInline(self, request_iterator, context):
+        """SPEC section 2, one shot: options first (optional), then the input tables' chunks.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_LicenseCoreServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -132,6 +157,16 @@ def add_LicenseCoreServicer_to_server(servicer, server):
             'ResolveBundlesInline': grpc.stream_stream_rpc_method_handler(
                     servicer.ResolveBundlesInline,
                     request_deserializer=licensecore_dot_v1_dot_licensecore__pb2.ResolveBundlesInlineRequest.FromString,
+                    response_serializer=licensecore_dot_v1_dot_licensecore__pb2.TableChunk.SerializeToString,
+            ),
+            'Reconcile': grpc.unary_stream_rpc_method_handler(
+                    servicer.Reconcile,
+                    request_deserializer=licensecore_dot_v1_dot_licensecore__pb2.ReconcileRequest.FromString,
+                    response_serializer=licensecore_dot_v1_dot_licensecore__pb2.TableChunk.SerializeToString,
+            ),
+            'ReconcileInline': grpc.stream_stream_rpc_method_handler(
+                    servicer.ReconcileInline,
+                    request_deserializer=licensecore_dot_v1_dot_licensecore__pb2.ReconcileInlineRequest.FromString,
                     response_serializer=licensecore_dot_v1_dot_licensecore__pb2.TableChunk.SerializeToString,
             ),
     }
@@ -271,6 +306,60 @@ class LicenseCore:
             target,
             '/licensecore.v1.LicenseCore/ResolveBundlesInline',
             licensecore_dot_v1_dot_licensecore__pb2.ResolveBundlesInlineRequest.SerializeToString,
+            licensecore_dot_v1_dot_licensecore__pb2.TableChunk.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Reconcile(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/licensecore.v1.LicenseCore/Reconcile',
+            licensecore_dot_v1_dot_licensecore__pb2.ReconcileRequest.SerializeToString,
+            licensecore_dot_v1_dot_licensecore__pb2.TableChunk.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ReconcileInline(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_stream(
+            request_iterator,
+            target,
+            '/licensecore.v1.LicenseCore/ReconcileInline',
+            licensecore_dot_v1_dot_licensecore__pb2.ReconcileInlineRequest.SerializeToString,
             licensecore_dot_v1_dot_licensecore__pb2.TableChunk.FromString,
             options,
             channel_credentials,
