@@ -89,7 +89,11 @@ def composite(tenant: np.ndarray, ids: np.ndarray, width: int) -> np.ndarray:
 
 def decode(values: pa.Array, codes: np.ndarray, typ: pa.DataType) -> pa.Array:
     """Ids for codes (-1: null), in the Arrow type the input used."""
-    out = values.take(pa.array(codes, mask=codes < 0))
-    if pa.types.is_dictionary(typ):
-        out = out.dictionary_encode()
-    return out.cast(typ) if out.type != typ else out
+    return cast_ids(values.take(pa.array(codes, mask=codes < 0)), typ)
+
+
+def cast_ids(ids: pa.Array | pa.ChunkedArray, typ: pa.DataType) -> pa.Array | pa.ChunkedArray:
+    """Ids in the Arrow type ``typ`` (dictionary types through a dictionary encoding)."""
+    if pa.types.is_dictionary(typ) and not pa.types.is_dictionary(ids.type):
+        ids = ids.dictionary_encode()
+    return ids.cast(typ) if ids.type != typ else ids

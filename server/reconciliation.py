@@ -13,8 +13,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from .consumption import compute_consumption
+from .encode import cast_ids
 from .errors import InputError
-from .schema import CONSUMPTION_INPUTS, RECONCILIATION_INPUTS, RECONCILIATION_OUTPUTS
+from .schema import CONSUMPTION_INPUTS, PARTY, RECONCILIATION_INPUTS, RECONCILIATION_OUTPUTS
 from .tables import normalize_tables
 
 KEY = ["tenant_id", "sku_id", "consumer_id"]
@@ -32,15 +33,20 @@ def reconcile(
     as_of = (as_of or dt.datetime.now(dt.timezone.utc))
     if as_of.tzinfo is None:
         as_of = as_of.replace(tzinfo=dt.timezone.utc)
-    t, _ = normalize_tables(tables, {**CONSUMPTION_INPUTS, **RECONCILIATION_INPUTS})
+    t, id_types = normalize_tables(tables, {**CONSUMPTION_INPUTS, **RECONCILIATION_INPUTS})
     outputs = compute_consumption(tables)
+    # Joins run on the normalised id types (string or int64); outputs go back to the input's.
+    consumption = outputs["consumption"]
+    for column, like in (("license_id", t["licenses"]["license_id"]), ("consumer_id", t["users"]["user_id"])):
+        consumption = consumption.set_column(consumption.schema.get_field_index(column), column,
+                                             consumption[column].cast(like.type))
     seats = _distinct(t["directory_licenses"].select(["tenant_id", "user_id", "sku_id"]))
-    detail = _detail(t, outputs["consumption"], seats)
+    detail = _detail(t, consumption, seats)
     outputs["reconciliation"] = _per_sku(t["licenses"], detail, seats)
-    outputs["reconciliation_detail"] = _explained(detail)
+    outputs["reconciliation_detail"] = _explained(detail, id_types[PARTY])
     users = tables.get("users")
     tracked = users is not None and "last_sign_in" in users.column_names
-    outputs["reclaim"] = _reclaim(t, seats, tracked, inactive_days, as_of)
+    outputs["reclaim"] = _reclaim(t, seats, tracked, inactive_days, as_of, id_types[PARTY])
     return outputs
 
 
@@ -79,7 +85,7 @@ def _detail(t: dict[str, pa.Table], consumption: pa.Table, seats: pa.Table) -> p
     return _outer(per_key, seat_rows, KEY)
 
 
-def _explained(detail: pa.Table) -> pa.Table:
+def _explained(detail: pa.Table, party_type: pa.DataType) -> pa.Table:
     seat = detail["seat"].fill_null(0)
     computed = detail["consumption_sum"].fill_null(0.0)
     difference = pc.subtract(computed, pc.cast(seat, pa.float64()))
@@ -90,10 +96,11 @@ def _explained(detail: pa.Table) -> pa.Table:
         "exempt", "override", "multiple_use_overflow", "unknown_user_device", "not_in_directory",
         "not_consumed", "other")
     out = pa.table({
-        "tenant_id": detail["tenant_id"], "sku_id": detail["sku_id"], "consumer_id": detail["consumer_id"],
+        "tenant_id": detail["tenant_id"], "sku_id": detail["sku_id"],
+        "consumer_id": detail["consumer_id"],
         "directory_seats": seat, "computed": computed, "difference": difference, "reason": reason,
     }).filter(pc.not_equal(pc.field("difference"), 0.0))
-    return _sorted(out, KEY, "reconciliation_detail")
+    return _sorted(out, KEY, "reconciliation_detail", {"consumer_id": party_type})
 
 
 def _per_sku(licenses: pa.Table, detail: pa.Table, seats: pa.Table) -> pa.Table:
@@ -112,7 +119,7 @@ def _per_sku(licenses: pa.Table, detail: pa.Table, seats: pa.Table) -> pa.Table:
 
 
 def _reclaim(t: dict[str, pa.Table], seats: pa.Table, tracked: bool, inactive_days: int,
-             as_of: dt.datetime) -> pa.Table:
+             as_of: dt.datetime, party_type: pa.DataType) -> pa.Table:
     users = t["users"].select(["tenant_id", "user_id", "account_enabled", "last_sign_in"])
     rows = seats.join(users, ["tenant_id", "user_id"], join_type="inner")
     last = rows["last_sign_in"]
@@ -133,10 +140,13 @@ def _reclaim(t: dict[str, pa.Table], seats: pa.Table, tracked: bool, inactive_da
         "reason": rows["reason"], "last_sign_in": pc.cast(rows["last_sign_in"], pa.timestamp("us", tz="UTC")),
         "monthly_cost": rows["unit_cost_first"],
     })
-    return _sorted(out, ["tenant_id", "sku_id", "user_id"], "reclaim")
+    return _sorted(out, ["tenant_id", "sku_id", "user_id"], "reclaim", {"user_id": party_type})
 
 
-def _sorted(table: pa.Table, keys: list[str], name: str) -> pa.Table:
+def _sorted(table: pa.Table, keys: list[str], name: str,
+            id_types: Mapping[str, pa.DataType] | None = None) -> pa.Table:
+    """The output table: sorted, SPEC columns in order, id columns in the input's type."""
     table = table.sort_by([(k, "ascending") for k in keys])
-    spec = RECONCILIATION_OUTPUTS[name]
-    return pa.table({c: table[c] for c, _, _ in spec})
+    id_types = id_types or {}
+    return pa.table({c: cast_ids(table[c], id_types[c]) if c in id_types else table[c]
+                     for c, _, _ in RECONCILIATION_OUTPUTS[name]})

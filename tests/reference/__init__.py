@@ -11,7 +11,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from reference.consumption import reference_consumption
+from .consumption import reference_consumption
 
 Rows = dict[str, list[dict[str, Any]]]
 
