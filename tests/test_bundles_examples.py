@@ -6,6 +6,7 @@ resolution"), not from either implementation.
 
 from __future__ import annotations
 
+from itertools import pairwise
 from typing import Any
 
 import pyarrow as pa
@@ -294,7 +295,7 @@ def test_deep_nested_groups_with_cycles_and_duplicates(compute):
         + _members("g2", "p2", "p2", groups=("g2", "g3"))  # self-membership, duplicate row
         + _members("g3", "p3", "ghost", groups=("g0",))  # cycle back; ghost is not in people
         + _members("hollow", "ghost", groups=("void",))
-        + [m for parent, child in zip(chain, chain[1:]) for m in _members(parent, groups=(child,))]
+        + [m for parent, child in pairwise(chain) for m in _members(parent, groups=(child,))]
         + _members(chain[-1], "p5")
     )
     rows = {

@@ -135,7 +135,8 @@ def test_fulfillment_is_desired_minus_current(compute, tables, options):
     mapped = {(t, b["license_group_id"]) for (t, _), b in bundles.items()}
     want = set()
     for group in mapped:
-        want |= {(*group, "add", a, b) for a, b in desired[group].items() if a not in current[group]}
+        adds = set(desired[group]) - current[group]
+        want |= {(*group, "add", a, desired[group][a]) for a in adds}
         want |= {(*group, "remove", a, None) for a in current[group] - set(desired[group])}
     got = [(r["tenant_id"], r["license_group_id"], r["op"], r["account_id"], r["bundle_id"])
            for r in out["fulfillment"]]

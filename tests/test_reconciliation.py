@@ -24,9 +24,8 @@ def reconciliation_inputs(draw: st.DrawFn) -> dict[str, pa.Table]:
     parties = [(t, p) for name, col in (("users", "user_id"), ("devices", "device_id"))
                if name in tables for t, p in zip(tables[name]["tenant_id"].to_pylist(),
                                                  tables[name][col].to_pylist())]
-    id_type = next((tables[n][c].type for n, c in (("users", "user_id"), ("devices", "device_id"))
-                    if n in tables), pa.string())
-    int_ids = pa.types.is_integer(id_type)
+    int_ids = any(pa.types.is_int64(f.type) for table in tables.values() for f in table.schema
+                  if f.name.endswith("_id") and f.name not in ("tenant_id", "sku_id"))
     stranger = (t := (parties[0][0] if parties else "t1"), 99 if int_ids else "stranger")
     seats = draw(st.lists(st.tuples(st.sampled_from(parties + [stranger]), st.sampled_from(SKUS)),
                           max_size=12))  # duplicates welcome: one seat per user per SKU

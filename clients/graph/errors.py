@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 from kiota_abstractions.api_error import APIError
+from msgraph.generated.models.o_data_errors.o_data_error import ODataError
+
+ERRORS = {"XXX": ODataError}  # the SDK's error mapping: any failed status parses Graph's error body
 
 # The least-privileged application permission of each call (admin consent required).
 PERMISSIONS = {
@@ -24,16 +27,13 @@ class GraphPermissionError(Exception):
                 f"Graph permission {permission} (with admin consent)")
         if permission == PERMISSIONS["members"]:
             text += "; role-assignable groups also need RoleManagement.ReadWrite.Directory"
+        if permission == PERMISSIONS["signInActivity"]:
+            text += " and a Microsoft Entra ID P1 or P2 tenant"
         super().__init__(f"{text}. Graph said: {detail}" if detail else text)
 
 
 class DeltaExpired(Exception):
     """The stored delta link is no longer accepted (410 Gone, or a resync required)."""
-
-
-def status_of(exc: APIError) -> int | None:
-    """The HTTP status of a failed Graph call."""
-    return exc.response_status_code
 
 
 def describe(exc: APIError) -> str:
@@ -46,6 +46,6 @@ def describe(exc: APIError) -> str:
 
 def refused(exc: APIError, what: str, key: str) -> Exception:
     """The error to raise for a failed call: a permission error for 403, else ``exc`` itself."""
-    if status_of(exc) == 403:
+    if exc.response_status_code == 403:
         return GraphPermissionError(what, PERMISSIONS[key], describe(exc))
     return exc

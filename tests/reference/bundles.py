@@ -396,7 +396,7 @@ class _Tenant:
             # are granted, the rest `over_bundle_capacity`."
             current = self.current.get(self.bundles[b]["license_group_id"], set())
             order[b] = sorted(
-                fulfillable, key=lambda p: (False, p)
+                fulfillable, key=lambda p: (self.people[p]["account_id"] not in current, p)
             )
             capacity = self.bundles[b]["capacity"]
             for index, p in enumerate(order[b]):
