@@ -195,3 +195,33 @@ def test_bundles_bad_filter_exits_2_and_writes_nothing(
     err = capsys.readouterr().err
     assert "collections.filter" in err and "row 3" in err and "position" in err
     assert "Traceback" not in err and not (tmp_path / "out").exists()
+
+
+RECONCILE_OUTPUTS = ("reconciliation", "reconciliation_detail", "reclaim", *OUTPUTS)
+
+
+def test_reconcile_in_process_and_through_server_write_identical_tables(server_address, tmp_path, capsys):
+    from test_reconciliation import _seed_thread
+
+    tables = _seed_thread(allocations_consume=True)
+    tables["users"] = tables["users"].append_column(
+        "last_sign_in", pa.array([None], pa.timestamp("us")))
+    write_dir(tables, tmp_path / "in")
+    argv = ["reconcile", "--input", str(tmp_path / "in"), "--as-of", "2026-01-01T00:00:00Z",
+            "--inactive-days", "30"]
+    assert main([*argv, "--output", str(tmp_path / "local")]) == 0
+    assert "multiple_use_overflow 1" in capsys.readouterr().out
+    assert main([*argv, "--output", str(tmp_path / "remote"), "--server", server_address]) == 0
+    local = _read_outputs(tmp_path / "local", RECONCILE_OUTPUTS)
+    remote = _read_outputs(tmp_path / "remote", RECONCILE_OUTPUTS)
+    for name in RECONCILE_OUTPUTS:
+        assert local[name].equals(remote[name]), name
+    assert local["reconciliation_detail"]["difference"].to_pylist() == [26.0]
+    assert local["reclaim"]["reason"].to_pylist() == ["never_signed_in"]
+
+
+def test_reconcile_rejects_a_bad_time_with_status_2(tmp_path, capsys):
+    argv = ["reconcile", "--input", str(tmp_path), "--output", str(tmp_path / "o"), "--as-of", "soon"]
+    with pytest.raises(SystemExit) as info:
+        main(argv)
+    assert info.value.code == 2 and "ISO 8601" in capsys.readouterr().err
