@@ -14,7 +14,8 @@ from licensecore.clients.graph.errors import GraphPermissionError
 from licensecore.clients.graph.tables import KEYS
 from licensecore.server.errors import InputError
 
-pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning:msgraph")
+pytestmark = [pytest.mark.filterwarnings("ignore::DeprecationWarning:msgraph"),
+              pytest.mark.filterwarnings("ignore::DeprecationWarning:kiota_abstractions")]
 TENANT = "contoso"
 TABLES = tuple(KEYS)
 
