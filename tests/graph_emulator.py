@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import random
+import socket
 import threading
 import uuid
 from dataclasses import dataclass
@@ -60,6 +61,11 @@ def _error(status: int, code: str, message: str, retry_after: int | None = None)
     return status, headers, {"error": {"code": code, "message": message}}
 
 
+def _fault(fault: Fault):
+    code = "TooManyRequests" if fault.status == 429 else "ServiceUnavailable"
+    return _error(fault.status, code, "injected fault", fault.retry_after)
+
+
 class GraphEmulator:
     """The directory of one tenant and the HTTP server in front of it."""
 
@@ -83,7 +89,7 @@ class GraphEmulator:
         self._group_seq: dict[str, int] = {}
         self._member_seq: dict[tuple[str, str], int] = {}
         self._cursors: dict[str, tuple[list[dict], int, str | None]] = {}
-        self._deltas: dict[str, tuple[int, frozenset[str]]] = {}
+        self._deltas: dict[str, tuple[int, str]] = {}  # token -> (sequence, $select)
         self._server: ThreadingHTTPServer | None = None
         self.base_url = ""
 
@@ -153,6 +159,10 @@ class GraphEmulator:
             def log_message(self, *args) -> None:
                 pass
 
+            def setup(self) -> None:
+                super().setup()  # answers go out in two writes: no Nagle delay between them
+                self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
             def _serve(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = json.loads(self.rfile.read(length)) if length else None
@@ -194,8 +204,7 @@ class GraphEmulator:
                 return _error(401, "InvalidAuthenticationToken", "Access token is empty or invalid.")
             for fault in self.faults:
                 if fault.where == "request" and fault.fires(path):
-                    return _error(fault.status, "TooManyRequests" if fault.status == 429
-                                  else "ServiceUnavailable", "injected", fault.retry_after)
+                    return _fault(fault)
             if method == "POST" and path == "/$batch":
                 result = self._batch(body)
             else:
@@ -218,8 +227,7 @@ class GraphEmulator:
                 status, headers, payload = self._route(item["method"], path, parse_qs(parts.query),
                                                        item.get("headers", {}), item.get("body"))
             if fault is not None:
-                status, headers, payload = _error(fault.status, "TooManyRequests", "injected",
-                                                  fault.retry_after)
+                status, headers, payload = _fault(fault)
             response = {"id": item["id"], "status": status, "headers": headers}
             if payload is not None:
                 response["body"] = payload
@@ -285,7 +293,8 @@ class GraphEmulator:
     def _delta(self, q: dict, headers: dict, resource: str):
         if "deltatoken" in q:
             if q["deltatoken"] not in self._deltas:
-                return _error(410, "SyncStateNotFound", "The delta token is no longer valid.")
+                return _error(400, "syncStateNotFound", "The sync state generation is not found. "
+                              "The delta token is expired and data must be synchronized again.")
             since, select = self._deltas[q["deltatoken"]]
         else:
             since, select = None, q.get("select", "")

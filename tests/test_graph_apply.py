@@ -103,7 +103,8 @@ def test_3000_adds_and_1000_removes_through_throttling_and_faults(emulator, tmp_
     assert not summary.failed and 1 <= summary.unchanged <= 5  # a fault may hit one item twice
     fired = 12 + 6 + 5 + 2  # every fault fired (counts are down to 0): one resend each
     bound = math.ceil(3000 / 400) + math.ceil(1000 / 20)
-    assert emulator.request_count("/$batch") == summary.requests <= bound + fired
+    assert emulator.request_count() == emulator.request_count("/$batch") == summary.requests
+    assert summary.requests <= bound + fired
     assert 3.0 in slept and 2.0 in slept  # Retry-After of items and of the whole batch
 
 
@@ -139,7 +140,8 @@ def test_killed_apply_resumes_from_the_journal_without_repeating_a_change(emulat
     assert {g: emulator.members[g] for g in desired} == desired
     assert sorted(emulator.applied) == sorted({(op, g, u) for _, g, op, u, _ in rows})
     with sqlite3.connect(journal) as db:
-        assert db.execute("SELECT count(*) FROM changes WHERE state = 'done'").fetchone()[0] == len(rows)
+        done = db.execute("SELECT count(*) FROM changes WHERE state = 'done'").fetchone()[0]
+    assert done == len(rows)
 
     before = emulator.request_count()
     assert _apply(emulator, plan, "--journal", str(journal)) == 0  # all done: nothing sent
@@ -150,7 +152,8 @@ def test_dry_run_prints_the_plan_and_sends_nothing(emulator, tmp_path, capsys):
     populate(emulator, 100, groups=2)
     g = _groups(emulator)[0]
     users = sorted(emulator.users)
-    plan = _write_plan(tmp_path / "plan.parquet", [(TENANT, g, "add", u, "ready") for u in users[:30]])
+    plan = _write_plan(tmp_path / "plan.parquet",
+                       [(TENANT, g, "add", u, "ready") for u in users[:30]])
     assert _apply(emulator, plan, "--dry-run") == 0
     out = capsys.readouterr().out
     assert "would apply 30 changes in 1 $batch requests" in out and users[0] in out
@@ -181,7 +184,8 @@ def test_a_deleted_user_fails_alone_and_the_rest_of_its_patch_is_applied(emulato
     g = _groups(emulator)[0]
     users = sorted(emulator.users)
     emulator.delete_user(users[3])
-    plan = _write_plan(tmp_path / "plan.parquet", [(TENANT, g, "add", u, "ready") for u in users[:20]])
+    plan = _write_plan(tmp_path / "plan.parquet",
+                       [(TENANT, g, "add", u, "ready") for u in users[:20]])
     assert _apply(emulator, plan) == 1
     captured = capsys.readouterr()
     assert "applied 19," in captured.out and "failed 1;" in captured.out
@@ -222,3 +226,27 @@ def test_a_plan_missing_a_column_or_file_is_bad_input(tmp_path):
         read_plan(tmp_path / "plan.parquet")
     with pytest.raises(InputError, match="cannot read plan"):
         read_plan(tmp_path / "absent.parquet")
+
+
+def _wired() -> bool:
+    from licensecore.clients import cli
+
+    return "add_graph_commands" in vars(cli)
+
+
+@pytest.mark.skipif(not _wired(), reason="graph commands not wired into licensecore.clients.cli")
+def test_main_command_line_exits_2_for_a_bad_plan_and_1_for_a_refused_permission(
+        emulator, tmp_path, capsys):
+    from licensecore.clients.cli import main
+
+    populate(emulator, 20, groups=2)
+    g = _groups(emulator)[0]
+    bad = _write_plan(tmp_path / "bad.parquet", [(TENANT, g, "move", "u", "ready")])
+    assert main(["graph", "apply", "--plan", str(bad), "--graph-url", emulator.base_url]) == 2
+    assert "fulfillment.op" in capsys.readouterr().err
+    emulator.denied = {"GroupMember.ReadWrite.All"}
+    plan = _write_plan(tmp_path / "plan.parquet",
+                       [(TENANT, g, "add", u, "ready") for u in sorted(emulator.users)[:3]])
+    assert main(["graph", "apply", "--plan", str(plan), "--graph-url", emulator.base_url]) == 1
+    err = capsys.readouterr().err
+    assert "GroupMember.ReadWrite.All" in err and "Traceback" not in err

@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import random
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pyarrow.parquet as pq
 import pytest
 from graph_emulator import TOKEN, GraphEmulator, graph_cli, guid, make_user, populate
 
-from licensecore.clients.graph.auth import resolve_graph_url
+from licensecore.clients.graph.auth import (StaticTokenCredential, credential_from_env,
+                                            resolve_graph_url)
 from licensecore.clients.graph.errors import GraphPermissionError
-from licensecore.clients.graph.tables import KEYS
+from licensecore.clients.graph.tables import KEYS, user_tables
 from licensecore.server.errors import InputError
 
 pytestmark = [pytest.mark.filterwarnings("ignore::DeprecationWarning:msgraph"),
@@ -35,7 +36,7 @@ def _pull(emulator, out, *extra) -> int:
 
 
 def _utc(value):
-    return datetime.fromisoformat(value).astimezone(timezone.utc) if value else None
+    return datetime.fromisoformat(value).astimezone(UTC) if value else None
 
 
 def expected(em: GraphEmulator, sign_ins: bool = True) -> dict[str, list[dict]]:
@@ -44,7 +45,8 @@ def expected(em: GraphEmulator, sign_ins: bool = True) -> dict[str, list[dict]]:
     users, people, licenses = [], [], []
     for u in em.users.values():
         enabled = u["accountEnabled"]
-        users.append({"tenant_id": t, "user_id": u["id"], "status": "active" if enabled else "inactive",
+        users.append({"tenant_id": t, "user_id": u["id"],
+                      "status": "active" if enabled else "inactive",
                       "org_unit": u["department"], "account_enabled": enabled,
                       "last_sign_in": _utc(u["signInActivity"]["lastSignInDateTime"]) if sign_ins
                       else None})
@@ -61,8 +63,8 @@ def expected(em: GraphEmulator, sign_ins: bool = True) -> dict[str, list[dict]]:
     devices = []
     for d in em.devices.values():
         owners = [o for o in d["owners"] if o in em.users]
-        devices.append({"tenant_id": t, "device_id": d["id"], "user_id": owners[0] if owners else None,
-                        "host_id": None, "cores": None})
+        devices.append({"tenant_id": t, "device_id": d["id"],
+                        "user_id": owners[0] if owners else None, "host_id": None, "cores": None})
     members = [{"tenant_id": t, "license_group_id": g, "account_id": u}
                for g, group in em.groups.items() if group["assignedLicenses"]
                for u in em.members[g] if u in em.users]
@@ -77,12 +79,13 @@ def _read(out) -> dict[str, list[dict]]:
 
 
 def _change_directory(em: GraphEmulator, rng: random.Random) -> None:
-    """Updates, new and deleted users, membership moves, a group licensed and one unlicensed."""
+    """Updates, new and deleted users, membership moves, a group licensed, one unlicensed and
+    one deleted, a device replaced."""
     ids = sorted(em.users)
     sku_ids = [s["skuId"] for s in em.skus]
     for uid in rng.sample(ids, 60):
-        user = dict(em.users[uid], department="Finance", accountEnabled=not em.users[uid]["accountEnabled"])
-        em.put_user(user)
+        enabled = em.users[uid]["accountEnabled"]
+        em.put_user(dict(em.users[uid], department="Finance", accountEnabled=not enabled))
     for i in range(25):
         em.put_user(make_user(rng, 10_000 + i, sku_ids, {}))
     licensed = [g for g, group in em.groups.items() if group["assignedLicenses"]]
@@ -96,6 +99,7 @@ def _change_directory(em: GraphEmulator, rng: random.Random) -> None:
         em.remove_member(licensed[1], uid)
     em.put_group(unlicensed, "now licensed", [sku_ids[0]])
     em.put_group(licensed[2], "unlicensed now", [])
+    em.delete_group(licensed[3])
     gone = next(iter(em.devices))
     del em.devices[gone]
     d = guid(rng)
@@ -184,3 +188,23 @@ def test_graph_url_is_https_except_on_the_loopback_host():
         "https://x.example/v1.0"
     with pytest.raises(InputError, match="plain http"):
         resolve_graph_url("http://graph.example/v1.0")
+
+
+def test_one_license_row_per_sku_prefers_active_then_direct_then_smallest_group():
+    user = {"id": "u1", "accountEnabled": True, "licenseAssignmentStates": [
+        {"skuId": "s1", "assignedByGroup": "g2", "state": "Active"},
+        {"skuId": "s1", "assignedByGroup": None, "state": "Error"},
+        {"skuId": "s1", "assignedByGroup": "g1", "state": "Active"},
+        {"skuId": "s2", "assignedByGroup": "g3", "state": "Error"},
+        {"skuId": "s2", "assignedByGroup": None, "state": "Error"},
+    ], "assignedLicenses": [{"skuId": "s2"}, {"skuId": "s3"}]}
+    rows = user_tables(TENANT, [user])["directory_licenses"].to_pylist()
+    assert [(r["sku_id"], r["assigned_by_group"], r["state"]) for r in rows] == [
+        ("s1", "g1", "Active"), ("s2", None, "Error"), ("s3", None, None)]
+
+
+def test_a_token_in_the_environment_takes_precedence_over_azure_identity():
+    credential = credential_from_env({"LICENSECORE_GRAPH_TOKEN": "abc"})
+    assert isinstance(credential, StaticTokenCredential)
+    assert credential.get_token("https://graph.microsoft.com/.default").token == "abc"
+    assert type(credential_from_env({})).__name__ == "DefaultAzureCredential"

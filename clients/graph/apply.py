@@ -69,10 +69,12 @@ class RetryPolicy:
 
 @dataclass
 class Summary:
-    """What a run did. ``unchanged``: already in place (absorbed as done)."""
+    """What a run did. ``unchanged``: already in place (absorbed as done); ``earlier``: skipped,
+    recorded done in the journal by an earlier run."""
 
     applied: int = 0
     unchanged: int = 0
+    earlier: int = 0
     failed: dict[Change, str] = field(default_factory=dict)
     requests: int = 0  # $batch requests sent, retries included
     retried: int = 0  # sub-requests sent again after 429/5xx
@@ -109,9 +111,12 @@ def batch_count(changes: Iterable[Change]) -> int:
 async def apply_changes(client: GraphServiceClient, base_url: str, changes: Iterable[Change],
                         journal: Journal, policy: RetryPolicy | None = None) -> Summary:
     """Perform ``changes`` (those not already done in ``journal``)."""
+    changes = list(changes)
     runner = _Runner(client, base_url, journal, policy or RetryPolicy())
     done = journal.done()
-    await runner.run([c for c in changes if c not in done])
+    todo = [c for c in changes if c not in done]
+    runner.summary.earlier = len(set(changes) & done)
+    await runner.run(todo)
     return runner.summary
 
 
@@ -135,7 +140,8 @@ class _Runner:
                 if wait:
                     await self.policy.sleep(wait)
 
-    def _settle(self, batch: list[_Item], responses: dict[str, dict]) -> tuple[list[_Item], float, int]:
+    def _settle(self, batch: list[_Item],
+                responses: dict[str, dict]) -> tuple[list[_Item], float, int]:
         """Journal the outcomes of a batch; returns the items to send again, how long to wait
         first, and how many changes were settled."""
         again: list[_Item] = []
@@ -201,7 +207,8 @@ class _Runner:
                 if status == 403:
                     raise GraphPermissionError("send a $batch", PERMISSIONS["members"],
                                                str(exc)) from exc
-                if (status is not None and status not in RETRYABLE) or attempt >= self.policy.attempts:
+                broken = isinstance(exc, httpx.TransportError)  # outcome unknown: safe to resend
+                if not (broken or status in RETRYABLE) or attempt >= self.policy.attempts:
                     raise
                 headers = getattr(exc, "response_headers", None) or {}
                 await self.policy.sleep(self.policy.delay(attempt, headers.get("retry-after")))

@@ -78,7 +78,8 @@ def resolve_graph_url(url: str | None, env: Mapping[str, str] = os.environ) -> s
 
 
 @asynccontextmanager
-async def graph_client(credential: TokenCredential, base_url: str) -> AsyncIterator[GraphServiceClient]:
+async def graph_client(credential: TokenCredential,
+                       base_url: str) -> AsyncIterator[GraphServiceClient]:
     """A ``GraphServiceClient`` with the SDK's default middleware (retries on 429/503/504 with
     ``Retry-After``, redirects, telemetry), talking to ``base_url``; its HTTP client is closed on
     exit.

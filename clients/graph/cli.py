@@ -2,7 +2,8 @@
 
 The handlers take the argparse namespace and return the exit status; a bad plan or URL raises
 ``InputError`` (exit 2 from the main command line), a refused permission
-``GraphPermissionError`` and any other Graph failure the SDK's ``APIError`` (exit 1).
+``GraphPermissionError`` and any other Graph failure the SDK's ``APIError`` (exit 1). The SDK is
+imported by the handlers only, so the other commands start without it.
 """
 
 from __future__ import annotations
@@ -12,11 +13,8 @@ import asyncio
 import sys
 from pathlib import Path
 
-from licensecore.clients.graph.apply import apply_changes, batch_count
-from licensecore.clients.graph.auth import credential_from_env, graph_client, resolve_graph_url
-from licensecore.clients.graph.journal import Journal
-from licensecore.clients.graph.plan import read_plan
-from licensecore.clients.graph.pull import pull
+from licensecore.clients.graph.journal import Change, Journal
+from licensecore.clients.graph.plan import Plan, read_plan
 from licensecore.clients.report import format_table
 
 SHOWN_FAILURES = 20
@@ -48,6 +46,9 @@ def add_graph_commands(subparsers: argparse._SubParsersAction) -> None:
 
 def run_pull(args: argparse.Namespace) -> int:
     """``graph pull``: write the tables, print what was written."""
+    from licensecore.clients.graph.auth import credential_from_env, graph_client, resolve_graph_url
+    from licensecore.clients.graph.pull import pull
+
     base_url = resolve_graph_url(args.graph_url)
     credential = credential_from_env()
 
@@ -71,20 +72,15 @@ def run_pull(args: argparse.Namespace) -> int:
 
 def run_apply(args: argparse.Namespace) -> int:
     """``graph apply``: perform the plan; exit status 1 when a change failed."""
+    from licensecore.clients.graph.apply import apply_changes
+    from licensecore.clients.graph.auth import credential_from_env, graph_client, resolve_graph_url
+
     plan = read_plan(args.plan)
     journal_path = Path(args.journal or f"{args.plan}.journal.sqlite")
     selected = plan.select(args.include_needs_approval)
     held = len(plan.changes) - len(selected)
     if args.dry_run:
-        done = Journal.done_in(journal_path, plan.plan_id)
-        todo = [c for c in selected if c not in done]
-        bundle = dict(zip(plan.changes, plan.bundles))
-        print("dry run: nothing is sent")
-        print(format_table(("op", "license_group_id", "account_id", "bundle_id"),
-                           [(c.op, c.license_group_id, c.account_id, bundle[c] or "") for c in todo]))
-        print(f"would apply {len(todo):,} changes in {batch_count(todo):,} $batch requests; "
-              f"skipped {held + len(selected) - len(todo):,} "
-              f"(needs approval {held:,}, done in an earlier run {len(selected) - len(todo):,})")
+        _print_dry_run(plan, selected, held, journal_path)
         return 0
     base_url = resolve_graph_url(args.graph_url)
     credential = credential_from_env()
@@ -95,7 +91,6 @@ def run_apply(args: argparse.Namespace) -> int:
 
     try:
         with Journal(journal_path, plan.plan_id) as journal:
-            earlier = len(set(selected) & journal.done())
             summary = asyncio.run(go(journal))
     finally:
         credential.close()
@@ -104,7 +99,23 @@ def run_apply(args: argparse.Namespace) -> int:
               f"{'to' if change.op == 'add' else 'from'} {change.license_group_id}: {detail}",
               file=sys.stderr)
     print(f"applied {summary.applied:,}, already in place {summary.unchanged:,}, "
-          f"skipped {held + earlier:,} (needs approval {held:,}, done in an earlier run {earlier:,}), "
+          f"skipped {held + summary.earlier:,} (needs approval {held:,}, "
+          f"done in an earlier run {summary.earlier:,}), "
           f"failed {len(summary.failed):,}; {summary.requests:,} $batch requests, "
           f"{summary.retried:,} sub-requests retried; journal {journal_path}")
     return 1 if summary.failed else 0
+
+
+def _print_dry_run(plan: Plan, selected: list[Change], held: int, journal_path: Path) -> None:
+    """Every change that would be sent (those not done in the journal), and the totals."""
+    from licensecore.clients.graph.apply import batch_count
+
+    done = Journal.done_in(journal_path, plan.plan_id)
+    todo = [c for c in selected if c not in done]
+    bundle = dict(zip(plan.changes, plan.bundles))
+    print("dry run: nothing is sent")
+    print(format_table(("op", "license_group_id", "account_id", "bundle_id"),
+                       [(c.op, c.license_group_id, c.account_id, bundle[c] or "") for c in todo]))
+    earlier = len(selected) - len(todo)
+    print(f"would apply {len(todo):,} changes in {batch_count(todo):,} $batch requests; "
+          f"skipped {held + earlier:,} (needs approval {held:,}, done in an earlier run {earlier:,})")

@@ -33,7 +33,15 @@ class GraphPermissionError(Exception):
 
 
 class DeltaExpired(Exception):
-    """The stored delta link is no longer accepted (410 Gone, or a resync required)."""
+    """The stored delta link is no longer accepted: directory delta links live seven days, then
+    Graph answers 400 ``syncStateNotFound`` (other resources 410 Gone or ``resyncRequired``)."""
+
+
+def expired_delta(exc: APIError) -> bool:
+    """Whether ``exc`` says the delta link has expired."""
+    error = getattr(exc, "error", None)
+    code = ((error.code if error is not None else None) or "").lower()
+    return exc.response_status_code == 410 or code in ("syncstatenotfound", "resyncrequired")
 
 
 def describe(exc: APIError) -> str:

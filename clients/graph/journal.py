@@ -6,6 +6,10 @@ read they become ``done`` or ``failed`` (committed). A re-run with the same jour
 are absorbed by the idempotent handling (an add of a member already there, a remove of a member
 already gone, both count as done), and ``failed`` ones are tried again.
 
+The database runs in WAL mode with ``synchronous=NORMAL``: a commit survives a crash of the
+process; a power failure may lose the last commits, which only makes a re-run send those changes
+again (absorbed as above). A change is never recorded done before Graph said so.
+
 Rows are scoped by ``plan_id`` (the SHA-256 of the plan file), so one journal can serve many
 plans and a later plan that repeats a change (a user removed, then added back) still makes it.
 """
@@ -14,9 +18,9 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Iterable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import NamedTuple
+from typing import NamedTuple, Self
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS changes (
@@ -44,7 +48,7 @@ class Change(NamedTuple):
 
 
 def _now() -> str:
-    return datetime.now(timezone.utc).isoformat()
+    return datetime.now(UTC).isoformat()
 
 
 class Journal:
@@ -53,7 +57,8 @@ class Journal:
     def __init__(self, path: str | Path, plan_id: str) -> None:
         self.plan_id = plan_id
         self._db = sqlite3.connect(path)
-        self._db.execute("PRAGMA synchronous=FULL")
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
         with self._db:
             self._db.execute(SCHEMA)
 
@@ -94,7 +99,7 @@ class Journal:
     def close(self) -> None:
         self._db.close()
 
-    def __enter__(self) -> Journal:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -13,9 +13,9 @@ State: ``.graph_state.json`` in the output folder keeps the delta links and the 
 An incremental pull (the default when the state and the previous tables are there, for the same
 tenant and URL) merges the delta into the previous tables: changed users' rows are replaced,
 removed users' (``@removed``) dropped, ``members@delta`` added to or removed from the license
-groups. SKUs, devices and sign-ins are read whole every time. An expired delta link (410) falls
-back to a full pull. Tables are written first, the state after, so a crash in between replays the
-same (idempotent) delta next time.
+groups. SKUs, devices and sign-ins are read whole every time. An expired delta link (Graph keeps
+them seven days) falls back to a full pull. Tables are written first, the state after, so a crash
+in between replays the same (idempotent) delta next time.
 """
 
 from __future__ import annotations
@@ -25,29 +25,34 @@ import os
 import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 from kiota_abstractions.api_error import APIError
-from kiota_abstractions.base_request_configuration import RequestConfiguration
 from kiota_abstractions.base_request_builder import BaseRequestBuilder
+from kiota_abstractions.base_request_configuration import RequestConfiguration
 from msgraph import GraphServiceClient
 from msgraph.generated.devices.devices_request_builder import DevicesRequestBuilder
-from msgraph.generated.groups.delta.delta_request_builder import DeltaRequestBuilder as GroupDelta
+from msgraph.generated.groups.delta.delta_request_builder import (
+    DeltaRequestBuilder as GroupDelta,
+)
 from msgraph.generated.groups.item.members.graph_user.graph_user_request_builder import (
     GraphUserRequestBuilder,
 )
 from msgraph.generated.subscribed_skus.subscribed_skus_request_builder import (
     SubscribedSkusRequestBuilder,
 )
-from msgraph.generated.users.delta.delta_request_builder import DeltaRequestBuilder as UserDelta
+from msgraph.generated.users.delta.delta_request_builder import (
+    DeltaRequestBuilder as UserDelta,
+)
 from msgraph.generated.users.users_request_builder import UsersRequestBuilder
 from tqdm import tqdm
 
 from licensecore.clients.graph import tables as T
-from licensecore.clients.graph.errors import ERRORS, DeltaExpired, GraphPermissionError, refused
+from licensecore.clients.graph.errors import (ERRORS, DeltaExpired, GraphPermissionError,
+                                              expired_delta, refused)
 from licensecore.clients.tableio import write_tables
 
 STATE_FILE = ".graph_state.json"
@@ -83,7 +88,7 @@ class _Reader:
             raw = await self.adapter.send_primitive_async(
                 builder.to_get_request_information(config), "bytes", ERRORS)
         except APIError as exc:
-            if exc.response_status_code == 410:
+            if expired_delta(exc):
                 raise DeltaExpired(str(exc)) from exc
             raise refused(exc, what, key) from exc
         return json.loads(raw)
@@ -172,7 +177,7 @@ async def pull(client: GraphServiceClient, tenant: str, output: str | os.PathLik
         return await _pull(_Reader(client), client, tenant, out, graph_url, state)
     except DeltaExpired:
         result = await _pull(_Reader(client), client, tenant, out, graph_url, None)
-        result.notes.insert(0, "the stored delta links had expired (410): pulled everything")
+        result.notes.insert(0, "the stored delta links had expired: pulled everything")
         return result
 
 
@@ -196,24 +201,7 @@ async def _pull(reader: _Reader, client: GraphServiceClient, tenant: str, out: P
     per_user["users"] = T.with_sign_ins(per_user["users"], sign_ins)
     user_ids = set(per_user["users"].column("user_id").to_pylist())
 
-    items, group_link = await reader.delta(
-        client.groups.delta, GroupDelta.DeltaRequestBuilderGetQueryParameters(select=GROUP_FIELDS),
-        state and state["groups_delta_link"], "read groups (groups/delta)", "groups")
-    delta = _GroupDelta.of(items)
-    before = set(state["license_groups"]) if state else set()
-    licensed = {g for g, v in delta.licensed.items() if v}
-    groups = (before | licensed) - {g for g, v in delta.licensed.items() if not v} - delta.removed
-    previous_members = (T.members_of(pq.read_table(out / "license_group_members.parquet"))
-                        if state else {})
-    members = {}
-    for g in sorted(groups):
-        if state is not None and g not in before:  # newly licensed: its delta is not the whole
-            members[g] = await _members(reader, client, g)
-        else:
-            members[g] = ((previous_members.get(g, set()) | delta.joined.get(g, set()))
-                          - delta.left.get(g, set()))
-        members[g] &= user_ids
-
+    members, groups, group_link = await _license_members(reader, client, out, state, user_ids)
     devices = await reader.collect(client.devices, RequestConfiguration(
         query_parameters=DevicesRequestBuilder.DevicesRequestBuilderGetQueryParameters(
             select=DEVICE_FIELDS, expand=["registeredOwners($select=id)"], top=PAGE)),
@@ -224,20 +212,43 @@ async def _pull(reader: _Reader, client: GraphServiceClient, tenant: str, out: P
     write_tables(tables, out)
     _save_state(out, {"tenant_id": tenant, "graph_url": graph_url, "users_delta_link": user_link,
                       "groups_delta_link": group_link, "license_groups": sorted(groups),
-                      "pulled_at": datetime.now(timezone.utc).isoformat()})
+                      "pulled_at": datetime.now(UTC).isoformat()})
     return PullResult(tables, state is not None, changed["users"].num_rows, len(removed), notes)
+
+
+async def _license_members(reader: _Reader, client: GraphServiceClient, out: Path,
+                           state: dict | None, user_ids: set[str]):
+    """Members (user ids) of each license group, the license group ids, the next delta link."""
+    items, link = await reader.delta(
+        client.groups.delta, GroupDelta.DeltaRequestBuilderGetQueryParameters(select=GROUP_FIELDS),
+        state and state["groups_delta_link"], "read groups (groups/delta)", "groups")
+    delta = _GroupDelta.of(items)
+    before = set(state["license_groups"]) if state else set()
+    unlicensed = {g for g, v in delta.licensed.items() if not v} | delta.removed
+    groups = (before | {g for g, v in delta.licensed.items() if v}) - unlicensed
+    previous = T.members_of(pq.read_table(out / "license_group_members.parquet")) if state else {}
+    members = {}
+    for g in sorted(groups):
+        if state is not None and g not in before:  # newly licensed: its delta is not the whole
+            members[g] = await _members(reader, client, g)
+        else:
+            members[g] = previous.get(g, set()) | delta.joined.get(g, set())
+            members[g] -= delta.left.get(g, set())
+        members[g] &= user_ids
+    return members, groups, link
 
 
 async def _sign_ins(reader: _Reader, client: GraphServiceClient,
                     notes: list[str]) -> dict[str, datetime | None] | None:
     """Last sign-in per user, or None (with a note) when Graph refuses signInActivity."""
-    config = RequestConfiguration(query_parameters=UsersRequestBuilder.UsersRequestBuilderGetQueryParameters(
-        select=["id", "signInActivity"], top=PAGE))
+    query = UsersRequestBuilder.UsersRequestBuilderGetQueryParameters(
+        select=["id", "signInActivity"], top=PAGE)
+    config = RequestConfiguration(query_parameters=query)
     try:
         users = await reader.collect(client.users, config, "read users' signInActivity",
                                      "signInActivity")
     except GraphPermissionError as exc:
-        notes.append(f"{exc} -- pulled without signInActivity: users.last_sign_in is null")
+        notes.append(f"pulled without signInActivity (users.last_sign_in is null): {exc}")
         return None
     return {u["id"]: T.utc((u.get("signInActivity") or {}).get("lastSignInDateTime"))
             for u in users}

@@ -25,7 +25,7 @@ Every table is sorted by its key columns.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -70,7 +70,7 @@ def utc(value: str | None) -> datetime | None:
     """A Graph ``DateTimeOffset`` string as an aware UTC datetime (None stays None)."""
     if not value:
         return None
-    return datetime.fromisoformat(value).astimezone(timezone.utc)
+    return datetime.fromisoformat(value).astimezone(UTC)
 
 
 def _licenses(user: dict) -> list[dict]:
