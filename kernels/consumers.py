@@ -195,8 +195,8 @@ def apply_vm_rules(
         if h < n and row_key[h] == host_key:
             consumption[r] = 0.0
             reason[r] = COVERED_BY_HOST
-        elif license_metric[lic] == CORE and reason[r] != MISSING_HARDWARE \
-                and device_cores[host] >= 0:
+        elif license_metric[lic] == CORE and device_cores[row_consumer[r]] >= 0 \
+                and device_cores[host] >= 0:  # unknown-core VMs are left out of the cap
             capped[r] = True
             n_capped += 1
     vm_rows = np.empty(n_capped, np.int64)
