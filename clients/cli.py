@@ -18,6 +18,7 @@ from collections.abc import Mapping, Sequence
 import pyarrow as pa
 
 from licensecore.clients.errors import InputRejected, LicenseCoreServerError
+from licensecore.clients.graph.cli import add_graph_commands
 from licensecore.clients.report import (
     bundles_summary,
     consumption_summary,
@@ -90,6 +91,8 @@ def _parser() -> argparse.ArgumentParser:
     reconcile.add_argument("--as-of", type=_timestamp, metavar="ISO8601",
                            help="reference time for --inactive-days (now, UTC)")
     reconcile.set_defaults(run=_reconcile)
+
+    add_graph_commands(sub)
 
     demo = sub.add_parser("demo", help="generate a synthetic enterprise, compute it, summarise")
     demo.add_argument("--size", choices=SIZES, default="M")

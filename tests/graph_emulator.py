@@ -12,6 +12,7 @@ Test hooks: ``inject`` faults (429/5xx with ``Retry-After``, on whole requests o
 optionally after applying the change), ``denied`` permissions (403), ``hang_after_batches``
 (holds the response of the N-th batch so a test can kill the client mid-run), ``requests``
 (every HTTP request received) and ``applied`` (every membership change actually made).
+``populate`` makes a seeded synthetic tenant; ``graph_cli`` runs the ``graph`` commands.
 """
 
 from __future__ import annotations
