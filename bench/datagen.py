@@ -73,7 +73,7 @@ _LOOKUPS = {
 _ARROW_TYPES = {
     "tenant": pa.string(), "enum": pa.string(), "string": pa.string(), "bool": pa.bool_(),
     "int32": pa.int32(), "int64": pa.int64(), "float64": pa.float64(),
-    "timestamp": pa.timestamp("us", tz="UTC"),
+    "timestamp": pa.timestamp("us", tz="UTC"), "string_list": pa.list_(pa.string()),
 }
 _HEX = np.frombuffer("".join(f"{i:02x}" for i in range(256)).encode(), np.uint8).reshape(256, 2)
 _GUID_HEX_POS = np.array([i for i in range(36) if i not in (8, 13, 18, 23)])
@@ -272,8 +272,11 @@ def _ids(rng: np.random.Generator, n: int, id_type: str) -> pa.Array:
 
 
 def _column(col: Column, v: np.ndarray, ids: dict[str, pa.Array],
-            tenants: pa.Array) -> pa.Array:
-    """A NumPy column to Arrow; negative ints and NaN floats are nulls."""
+            tenants: pa.Array, lookups: dict = _LOOKUPS) -> pa.Array:
+    """A NumPy column to Arrow; negative ints and NaN floats are nulls.
+
+    Enum codes index the column's values; string codes index ``lookups[column name]``.
+    """
     null = np.isnan(v) if v.dtype.kind == "f" else v < 0
     mask = null if null.any() else None
     if col.kind == "tenant":
@@ -281,7 +284,7 @@ def _column(col: Column, v: np.ndarray, ids: dict[str, pa.Array],
     if col.kind == "id":
         return ids[col.id_kind].take(pa.array(v, mask=mask))
     if col.kind in ("enum", "string"):
-        values = col.values if col.kind == "enum" else _LOOKUPS[col.name]
+        values = col.values if col.kind == "enum" else lookups[col.name]
         return pa.array(values, pa.string()).take(pa.array(v, mask=mask))
     if col.kind == "bool":
         return pa.array(v == 1, mask=mask)

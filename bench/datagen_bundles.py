@@ -31,7 +31,7 @@ from dataclasses import dataclass
 import numpy as np
 import pyarrow as pa
 
-from licensecore.bench.datagen import _guids, _split
+from licensecore.bench.datagen import _ARROW_TYPES, _column, _guids, _split
 from licensecore.server.schema import ACCOUNT, BUNDLE_INPUTS, PRINCIPAL, SKU, Column
 
 
@@ -90,8 +90,6 @@ _LOOKUPS = {"department": _DEPARTMENTS, "country": _COUNTRIES,
             "employee_type": ("employee", "contractor", "intern")}
 _SPECS = {name: cols + (ATTRIBUTES if name == "people" else ())
           for name, cols in BUNDLE_INPUTS.items()}
-_ARROW = {"int64": pa.int64(), "float64": pa.float64(), "bool": pa.bool_(),
-          "string_list": pa.list_(pa.string())}
 _EXTRA = np.array([4, 1, 1, 1, 0])  # unknown ids per principal kind beyond the real ones
 # Principal kind of each principal column: a constant or the column holding it.
 _PRINCIPAL_KIND = {"person_id": PERSON, "business_role_id": BUSINESS_ROLE, "group_id": GROUP,
@@ -415,25 +413,14 @@ def _arrow(col: Column, chunks: list, ids: dict[str, pa.Array], tenants: pa.Arra
     """One column's per-tenant chunks to Arrow; negative ints and NaN are nulls."""
     if isinstance(chunks[0], pa.Array):
         return pa.concat_arrays(chunks)
-    v = np.concatenate(chunks)
-    null = np.isnan(v) if v.dtype.kind == "f" else v < 0
-    mask = null if null.any() else None
-    if col.kind == "tenant":
-        return tenants.take(v)
-    if col.kind == "id":
-        return ids[col.id_kind].take(pa.array(v, mask=mask))
-    if col.kind in ("enum", "string"):
-        return pa.array(col.values or _LOOKUPS[col.name]).take(pa.array(v, mask=mask))
-    if col.kind == "bool":
-        return pa.array(v == 1, mask=mask)
-    return pa.array(v, _ARROW[col.kind], mask=mask)
+    return _column(col, np.concatenate(chunks), ids, tenants, _LOOKUPS)
 
 
 def bundle_schema(id_type: str = "string") -> dict[str, pa.Schema]:
     """Arrow schemas of the generated tables (SKU ids are strings under both id types)."""
     id_arrow = pa.string() if id_type == "string" else pa.int64()
     return {name: pa.schema([(c.name, (pa.string() if c.id_kind == SKU else id_arrow)
-                              if c.kind == "id" else _ARROW.get(c.kind, pa.string()))
+                              if c.kind == "id" else _ARROW_TYPES[c.kind])
                              for c in _SPECS[name]])
             for name in BUNDLE_INPUTS}
 

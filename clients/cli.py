@@ -67,15 +67,11 @@ def _parser() -> argparse.ArgumentParser:
     serve.set_defaults(run=_serve)
 
     consume = sub.add_parser("consume", help="license consumption (SPEC section 1)")
-    consume.add_argument("--input", required=True, metavar="DIR", help="<table>.parquet|csv|arrow files")
-    consume.add_argument("--output", required=True, metavar="DIR", help="where <table>.parquet go")
-    consume.add_argument("--server", metavar="HOST:PORT", help="compute on this server, not in-process")
+    _io_arguments(consume)
     consume.set_defaults(run=_consume)
 
     bundles = sub.add_parser("bundles", help="bundle resolution and fulfillment plan (SPEC section 3)")
-    bundles.add_argument("--input", required=True, metavar="DIR", help="<table>.parquet|csv|arrow files")
-    bundles.add_argument("--output", required=True, metavar="DIR", help="where <table>.parquet go")
-    bundles.add_argument("--server", metavar="HOST:PORT", help="compute on this server, not in-process")
+    _io_arguments(bundles)
     bundles.add_argument("--max-remove-fraction", type=float, metavar="F",
                          help="removes beyond this fraction of a group need approval (0.5)")
     bundles.add_argument("--guard-min-members", type=int, metavar="N",
@@ -83,9 +79,7 @@ def _parser() -> argparse.ArgumentParser:
     bundles.set_defaults(run=_bundles)
 
     reconcile = sub.add_parser("reconcile", help="directory reconciliation (SPEC section 2)")
-    reconcile.add_argument("--input", required=True, metavar="DIR", help="<table>.parquet|csv|arrow files")
-    reconcile.add_argument("--output", required=True, metavar="DIR", help="where <table>.parquet go")
-    reconcile.add_argument("--server", metavar="HOST:PORT", help="compute on this server, not in-process")
+    _io_arguments(reconcile)
     reconcile.add_argument("--inactive-days", type=int, metavar="N",
                            help="a seat unused for longer is reclaimable as inactive (90)")
     reconcile.add_argument("--as-of", type=_timestamp, metavar="ISO8601",
@@ -101,6 +95,13 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--output", metavar="DIR", help="also write the output tables here")
     demo.set_defaults(run=_demo)
     return parser
+
+
+def _io_arguments(parser: argparse.ArgumentParser) -> None:
+    """--input, --output and --server, shared by the commands that compute a directory."""
+    parser.add_argument("--input", required=True, metavar="DIR", help="<table>.parquet|csv|arrow files")
+    parser.add_argument("--output", required=True, metavar="DIR", help="where <table>.parquet go")
+    parser.add_argument("--server", metavar="HOST:PORT", help="compute on this server, not in-process")
 
 
 def _serve(args: argparse.Namespace) -> int:

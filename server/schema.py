@@ -195,17 +195,6 @@ BUNDLE_INPUTS: dict[str, tuple[Column, ...]] = {
 
 BUNDLE_STATUSES = ("granted", "over_bundle_capacity", "over_pool_capacity", "disabled", "no_account")
 
-CONSUMPTION_REASONS = (
-    "exempt",
-    "override",
-    "permanent",
-    "allocation",
-    "installed",
-    "covered_by_host",
-    "capped_by_host",
-    "missing_hardware",
-)
-
 # Output schemas; id columns (marked pa.null()) take the type of the input ids of their kind.
 ID = pa.null()
 CONSUMPTION_OUTPUTS: dict[str, tuple[tuple[str, pa.DataType, str | None], ...]] = {
