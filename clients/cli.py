@@ -17,6 +17,8 @@ from collections.abc import Mapping, Sequence
 
 import pyarrow as pa
 
+from licensecore.clients.batch_cli import add_batch_command
+from licensecore.clients.bench_cli import add_bench_command
 from licensecore.clients.errors import InputRejected, LicenseCoreServerError
 from licensecore.clients.graph.cli import add_graph_commands
 from licensecore.clients.report import (
@@ -26,6 +28,7 @@ from licensecore.clients.report import (
     reconciliation_summary,
 )
 from licensecore.clients.tableio import read_tables, write_tables
+from licensecore.clients.whatif_cli import add_whatif_command
 from licensecore.server.errors import InputError
 from licensecore.server.schema import BUNDLE_INPUTS, CONSUMPTION_INPUTS, RECONCILIATION_INPUTS
 
@@ -86,6 +89,8 @@ def _parser() -> argparse.ArgumentParser:
                            help="reference time for --inactive-days (now, UTC)")
     reconcile.set_defaults(run=_reconcile)
 
+    add_batch_command(sub)
+    add_whatif_command(sub)
     add_graph_commands(sub)
 
     demo = sub.add_parser("demo", help="generate a synthetic enterprise, compute it, summarise")
@@ -94,6 +99,8 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--server", metavar="HOST:PORT", help="compute on this server, not in-process")
     demo.add_argument("--output", metavar="DIR", help="also write the output tables here")
     demo.set_defaults(run=_demo)
+
+    add_bench_command(sub)
     return parser
 
 

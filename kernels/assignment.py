@@ -3,8 +3,9 @@
 Pairs arrive in free-pair order: ascending (consumer key, device, application), where the
 consumer key of a device is its known user, else the device itself. In that order every
 consumer's pairs are contiguous (a user consumer's within one consumer-key block, a device
-consumer's within one device run), and a free pair never meets a consumer that bound or forced
-pairs already put on a candidate (that consumer would bind the pair). So the greedy pass keeps
+consumer's within one device run; a block may also hold the run of a device whose id equals the
+user's, a different consumer), and a free pair never meets a consumer that bound or forced pairs
+already put on a candidate (that consumer would bind the pair). So the greedy pass keeps
 per-consumer state in stamp arrays indexed by license, reset by bumping a counter: O(1) per
 candidate, no hashing, no per-block clearing.
 """
@@ -132,7 +133,7 @@ def spill_free_pairs(
         for j in range(lo, hi):
             lic = cand_license[j]
             metric = license_metric[lic]
-            if metric == USER:
+            if metric == USER and user >= 0:
                 if user_stamp[lic] == block:
                     if user_fixed[lic] or user_last_device[lic] == d:
                         delta[j - lo] = 0.0
@@ -144,7 +145,7 @@ def spill_free_pairs(
                     delta[j - lo] = _new_consumer(
                         lic, user, 1.0, alloc_offsets, alloc_license, alloc_override
                     )
-            elif device_stamp[lic] == run:
+            elif device_stamp[lic] == run:  # a device consumer: the pair's own device
                 delta[j - lo] = 0.0
             else:
                 base = 1.0
@@ -152,21 +153,20 @@ def spill_free_pairs(
                     cores = device_cores[d]
                     ppc, minp = license_points[lic, 0], license_points[lic, 1]
                     base = points(cores, ppc, minp) if cores >= 0 else 0.0
+                target = d if metric != USER else -1  # user-license allocations name users
                 delta[j - lo] = _new_consumer(
-                    lic, d, base, alloc_offsets, alloc_license, alloc_override
+                    lic, target, base, alloc_offsets, alloc_license, alloc_override
                 )
         chosen = _choose(delta, cand_license, lo, hi, consumed, license_entitlements, license_true_up)
         lic = cand_license[chosen]
         pair_license[i] = lic
         consumed[lic] += delta[chosen - lo]
-        if license_metric[lic] == USER:
+        if license_metric[lic] == USER and user >= 0:
             if user_stamp[lic] != block:
                 user_stamp[lic] = block
                 user_devices[lic] = 0
                 user_last_device[lic] = -1
-                user_fixed[lic] = user >= 0 and _has_override(
-                    lic, user, alloc_offsets, alloc_license, alloc_override
-                )
+                user_fixed[lic] = _has_override(lic, user, alloc_offsets, alloc_license, alloc_override)
             if user_last_device[lic] != d:
                 user_last_device[lic] = d
                 user_devices[lic] += 1
