@@ -33,11 +33,12 @@ def test_device_whose_id_equals_a_users_id_is_its_own_consumer_in_the_spill_over
         "installations": pa.table({"tenant_id": ["t", "t"], "device_id": pa.array([1, 17], pa.int64()),
                                    "application_id": pa.array([5, 5], pa.int64())}),
         "licenses": pa.table({"tenant_id": ["t", "t"], "license_id": pa.array([0, 5], pa.int64()),
-                              "metric": ["user", "user"], "entitlements": pa.array([1, None], pa.int64())}),
+                              "metric": ["user", "user"], "entitlements": pa.array([1, None], pa.int64()),
+                              "multiple_use": pa.array([0, 1], pa.int32())}),
         "license_applications": pa.table({"tenant_id": ["t", "t"], "license_id": pa.array([0, 5], pa.int64()),
                                           "application_id": pa.array([5, 5], pa.int64())}),
     }
     rows = [(r["license_id"], r["consumer_type"], r["consumer_id"]) for r in compute(tables)["consumption"]]
-    # user 17 takes license 0's only entitlement; device 17 is new to license 0 (Δ 1 > 0 left) and
-    # spills to the unlimited license 5.
+    # user 17 takes license 0's only entitlement; device 17 is a new consumer on license 0 (Δ 1,
+    # not the 0 that user 17's unlimited multiple use would give) and spills to license 5.
     assert rows == [(0, "user", 17), (5, "device", 17)]
