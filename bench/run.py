@@ -1,0 +1,350 @@
+"""Benchmark runner: licensecore against DuckDB, Polars, the plain-Python reference and a floor.
+
+    python -m licensecore.bench.run --size S|M|L|XL [--task consumption|bundles|all] [--repeat N]
+        [--seed N] [--json PATH] [--plot PATH] [--from-json A.json B.json ...]
+
+For the size, the data is generated once (``bench.datagen`` / ``bench.datagen_bundles``) and
+brought into the restricted shapes of ``bench.peers.workload`` that the peers can express. Every
+engine is called once untimed (JIT warm-up, and its output is checked equal to licensecore's on
+the compared columns: a disagreement raises before any time is reported), then the engines are
+timed interleaved (A, B, C, A, B, C, ...) ``--repeat`` times; the table shows the median, min and
+max wall-clock seconds, the ratio to ``licensecore`` on the same task, input rows per second and
+memory.
+
+Engines (consumption; bundles has the same except polars):
+
+- ``licensecore``: ``compute_consumption`` / ``resolve_bundles`` in-process on the restricted data;
+- ``licensecore-full``: the same on the full generated data (not comparable with the peers: it
+  does more work; shown for scale);
+- ``licensecore-grpc``: a server started in this process on 127.0.0.1:0; each call uploads the
+  restricted tables, computes by handle and downloads the results through ``LicenseCoreClient``;
+- ``duckdb``, ``polars``: ``bench.peers`` (both use all cores; licensecore's kernels use one);
+- ``reference``: ``tests/reference`` (plain Python), sizes S and M only;
+- ``floor``: reads every byte of every input buffer once (NumPy ``max`` over each Arrow buffer):
+  the memory-bandwidth floor, not a computation.
+
+Memory: ``peak_rss_bytes`` is the process's resident high-water mark (``VmHWM``) during one
+untimed call of the engine, after resetting it through ``/proc/self/clear_refs``; it includes the
+interpreter, the libraries and all the generated inputs held by the runner, so the per-engine
+figure that matters is ``rss_delta_bytes`` = that peak minus the resident size just before the
+call (memory cached by an allocator from earlier calls can make it an underestimate). For the gRPC
+engine the server runs in the same process, so both sides are counted. Without clear_refs (not
+Linux), the process-lifetime peak (``ru_maxrss``) is reported and the delta is null.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+
+from licensecore.bench.datagen import SIZES, generate
+from licensecore.bench.datagen_bundles import generate_bundles
+from licensecore.bench.peers import (
+    BUNDLE_OUTPUT_COLUMNS,
+    CONSUMPTION_OUTPUT_COLUMNS,
+    assert_same,
+    restricted_bundle_workload,
+    restricted_workload,
+)
+
+TASKS = ("consumption", "bundles")
+REFERENCE_SIZES = ("S", "M")
+_TESTS_DIR = Path(__file__).resolve().parent.parent / "tests"
+
+
+@dataclass
+class Engine:
+    name: str
+    run: Callable[[], object]
+    tables: Mapping[str, pa.Table]  # its input, for rows and bytes
+    check: Callable[[object], None] | None = None  # raises when the output disagrees
+
+
+# ---------------------------------------------------------------------------------- engines
+
+
+def floor(tables: Mapping[str, pa.Table]) -> int:
+    """Read every byte of every buffer of every input column once; the memory-bandwidth floor."""
+    acc = 0
+    for table in tables.values():
+        for column in table.columns:
+            for chunk in column.chunks:
+                for buf in chunk.buffers():
+                    if buf is not None and buf.size:
+                        acc ^= int(np.frombuffer(buf, np.uint8).max())
+    return acc
+
+
+def _reference(task: str):
+    if str(_TESTS_DIR) not in sys.path:
+        sys.path.insert(0, str(_TESTS_DIR))
+    if task == "consumption":
+        from reference.consumption import reference_consumption
+        return reference_consumption
+    from reference.bundles import reference_bundles
+    return reference_bundles
+
+
+def _rows_to_tables(rows: Mapping[str, list[dict]], want: Mapping[str, pa.Table]) -> dict:
+    return {name: pa.Table.from_pylist(rows[name], schema=want[name].schema) for name in want}
+
+
+def _engines(task: str, size: str, full: dict, restricted: dict, client) -> list[Engine]:
+    """The engines of ``task``; ``client`` is a LicenseCoreClient connected to the in-process server."""
+    if task == "consumption":
+        from licensecore.bench.peers import duckdb_consumption, polars_consumption
+        from licensecore.server.consumption import compute_consumption as core
+        columns = CONSUMPTION_OUTPUT_COLUMNS
+        peers = {"duckdb": duckdb_consumption.consumption, "polars": polars_consumption.consumption}
+        remote = client.compute_consumption
+    else:
+        from licensecore.bench.peers import duckdb_bundles
+        from licensecore.server.bundles import resolve_bundles as core
+        columns = BUNDLE_OUTPUT_COLUMNS
+        peers = {"duckdb": duckdb_bundles.resolve}
+        remote = client.resolve_bundles
+    want = core(restricted)
+
+    def checker(name: str, convert=lambda out: out):
+        return lambda out: assert_same(name, want, convert(out), columns)
+
+    engines = [
+        Engine("licensecore", lambda: core(restricted), restricted),
+        Engine("licensecore-full", lambda: core(full), full),
+        Engine("licensecore-grpc", lambda: remote(client.upload(restricted)), restricted,
+               checker("licensecore-grpc")),
+    ]
+    engines += [Engine(name, lambda f=f: f(restricted), restricted, checker(name))
+                for name, f in peers.items()]
+    if size in REFERENCE_SIZES:
+        ref = _reference(task)
+        engines.append(Engine("reference", lambda: ref(restricted), restricted,
+                              checker("reference", lambda out: _rows_to_tables(out, want))))
+    engines.append(Engine("floor", lambda: floor(restricted), restricted))
+    return engines
+
+
+# ---------------------------------------------------------------------------------- memory
+
+
+def _status_kib(field: str) -> int | None:
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1])
+    except OSError:
+        return None
+    return None
+
+
+def _reset_peak() -> bool:
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def measure_memory(run: Callable[[], object]) -> tuple[object, int, int | None]:
+    """Run once; return (output, peak RSS bytes during the call, peak minus RSS before or None)."""
+    gc.collect()
+    if _reset_peak():
+        before = _status_kib("VmRSS")
+        out = run()
+        peak = _status_kib("VmHWM")
+        return out, peak * 1024, (peak - before) * 1024
+    import resource
+    out = run()
+    return out, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024, None
+
+
+# ---------------------------------------------------------------------------------- runner
+
+
+def machine() -> dict:
+    """CPU, cores, memory, Python and library versions."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    memory = _meminfo_kib("MemTotal")
+    versions = {}
+    for package in ("licensecore", "numpy", "numba", "pyarrow", "grpcio", "duckdb", "polars"):
+        try:
+            versions[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            versions[package] = None
+    return {"cpu": cpu, "cores": os.cpu_count(), "memory_bytes": memory and memory * 1024,
+            "platform": platform.platform(), "python": platform.python_version(),
+            "versions": versions}
+
+
+def _meminfo_kib(field: str) -> int | None:
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1])
+    except OSError:
+        return None
+    return None
+
+
+def _rows_bytes(tables: Mapping[str, pa.Table]) -> tuple[int, int]:
+    return (sum(t.num_rows for t in tables.values()), sum(t.nbytes for t in tables.values()))
+
+
+def run_task(task: str, size: str, repeat: int, seed: int, client,
+             log=print) -> list[dict]:
+    """Generate, warm up and check every engine, then time them interleaved; one dict per engine."""
+    start = time.perf_counter()
+    if task == "consumption":
+        full = generate(size, seed)
+        restricted = restricted_workload(full)
+    else:
+        full = generate_bundles(size, seed)
+        restricted = restricted_bundle_workload(full)
+    log(f"[{task} {size}] generated in {time.perf_counter() - start:.1f} s")
+    engines = _engines(task, size, full, restricted, client)
+    memory = {}
+    for engine in engines:  # warm-up (JIT), equality check, memory
+        start = time.perf_counter()
+        out, peak, delta = measure_memory(engine.run)
+        if engine.check is not None:
+            engine.check(out)
+        memory[engine.name] = (peak, delta)
+        del out
+        log(f"[{task} {size}] {engine.name}: warm-up {time.perf_counter() - start:.2f} s"
+            + (", agrees with licensecore" if engine.check else ""))
+    times: dict[str, list[float]] = {e.name: [] for e in engines}
+    for _ in range(repeat):
+        for engine in engines:
+            gc.collect()
+            start = time.perf_counter()
+            out = engine.run()
+            times[engine.name].append(time.perf_counter() - start)
+            del out
+    results = []
+    for engine in engines:
+        rows, nbytes = _rows_bytes(engine.tables)
+        t = times[engine.name]
+        results.append({"task": task, "engine": engine.name, "size": size, "rows": rows,
+                        "input_bytes": nbytes, "repeat": repeat, "median_s": statistics.median(t),
+                        "min_s": min(t), "max_s": max(t), "peak_rss_bytes": memory[engine.name][0],
+                        "rss_delta_bytes": memory[engine.name][1]})
+    return results
+
+
+def format_table(results: list[dict]) -> str:
+    """The printed table: one line per (task, engine)."""
+    base = {(r["task"], r["size"]): r["median_s"] for r in results if r["engine"] == "licensecore"}
+    head = (f"{'task':12s} {'size':4s} {'engine':17s} {'rows':>11s} {'median s':>9s} {'min s':>9s} "
+            f"{'max s':>9s} {'ratio':>8s} {'rows/s':>11s} {'peak RSS':>9s} {'Δ RSS':>9s}")
+    lines = [head, "-" * len(head)]
+    for r in results:
+        ratio = r["median_s"] / base[(r["task"], r["size"])] if (r["task"], r["size"]) in base else float("nan")
+        delta = "-" if r["rss_delta_bytes"] is None else f"{r['rss_delta_bytes'] / 2**20:,.0f} M"
+        lines.append(
+            f"{r['task']:12s} {r['size']:4s} {r['engine']:17s} {r['rows']:>11,d} {r['median_s']:>9.4f} "
+            f"{r['min_s']:>9.4f} {r['max_s']:>9.4f} {ratio:>7.2f}x {r['rows'] / r['median_s']:>11,.0f} "
+            f"{r['peak_rss_bytes'] / 2**20:>7,.0f} M {delta:>9s}")
+    return "\n".join(lines)
+
+
+def plot(results: list[dict], path: str | Path) -> None:
+    """Time against input rows, log-log, one line per engine, one panel per task."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    tasks = [t for t in TASKS if any(r["task"] == t for r in results)]
+    fig, axes = plt.subplots(1, len(tasks), figsize=(6.5 * len(tasks), 5), squeeze=False)
+    for ax, task in zip(axes[0], tasks):
+        rows = [r for r in results if r["task"] == task]
+        for engine in dict.fromkeys(r["engine"] for r in rows):
+            pts = sorted((r["rows"], r["median_s"]) for r in rows if r["engine"] == engine)
+            ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=engine)
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel("input rows")
+        ax.set_ylabel("median seconds")
+        ax.set_title(task)
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def run(size: str, task: str = "all", repeat: int = 3, seed: int = 0,
+        json_path: str | Path | None = None, plot_path: str | Path | None = None,
+        from_json: list[str | Path] | None = None, log=print) -> dict:
+    """Run the benchmark; print the table; write JSON and the plot when asked; return the report."""
+    from licensecore.clients import LicenseCoreClient
+    from licensecore.server.app import create_server
+
+    if repeat < 1:
+        raise ValueError("repeat must be >= 1")
+    tasks = TASKS if task == "all" else (task,)
+    server, port = create_server("127.0.0.1:0")
+    results: list[dict] = []
+    try:
+        with LicenseCoreClient(f"127.0.0.1:{port}") as client:
+            for name in tasks:
+                results += run_task(name, size, repeat, seed, client, log)
+    finally:
+        server.stop(None)
+    report = {"machine": machine(), "results": results}
+    log(format_table(results))
+    if json_path:
+        Path(json_path).write_text(json.dumps(report, indent=2) + "\n")
+        log(f"wrote {json_path}")
+    if plot_path:
+        combined = list(results)
+        for path in from_json or []:
+            combined += [r for r in json.loads(Path(path).read_text())["results"]
+                         if (r["task"], r["size"]) not in {(x["task"], x["size"]) for x in results}]
+        plot(combined, plot_path)
+        log(f"wrote {plot_path}")
+    return report
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The runner's options (shared with ``licensecore bench``)."""
+    parser.add_argument("--size", default="S", choices=list(SIZES))
+    parser.add_argument("--task", default="all", choices=(*TASKS, "all"))
+    parser.add_argument("--repeat", type=int, default=3, help="timed calls per engine (median)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--json", type=Path, help="write the machine and results here")
+    parser.add_argument("--plot", type=Path, help="write a PNG: median time vs input rows")
+    parser.add_argument("--from-json", type=Path, nargs="*", default=[],
+                        help="earlier --json files whose results the plot also shows")
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m licensecore.bench.run",
+                                     description=__doc__.splitlines()[0])
+    add_arguments(parser)
+    args = parser.parse_args(argv)
+    run(args.size, args.task, args.repeat, args.seed, args.json, args.plot, args.from_json)
+
+
+if __name__ == "__main__":
+    main()
