@@ -14,11 +14,13 @@ system every worker sees (one machine, or a shared mount). See docs/batch.md.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 import sys
 import time
 import uuid
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import unquote
@@ -32,6 +34,7 @@ from licensecore.server.errors import InputError
 from licensecore.server.schema import CONSUMPTION_INPUTS
 
 SUCCESS = "_SUCCESS"
+REPORT = "_batch_report.json"  # the last run's BatchReport, in OUTPUT
 HIVE_KEY = "tenant_id="
 _TMP_PREFIX = ".tmp-"
 _LOCAL_CLUSTER_TIMEOUT = 60  # seconds to start or stop the embedded cluster
@@ -55,7 +58,8 @@ class BatchReport:
     failed: dict[str, str] = field(default_factory=dict)
     rows_in: int = 0   # input rows of the tenants computed in this run
     rows_out: int = 0  # output rows written in this run
-    seconds: float = 0.0
+    seconds: float = 0.0  # wall time of the whole run, cluster start and stop included
+    startup_seconds: float = 0.0  # of which: until a worker was ready
 
     @property
     def tenants_per_s(self) -> float:
@@ -69,11 +73,17 @@ class BatchReport:
     def ok(self) -> bool:
         return not self.failed
 
+    def to_dict(self) -> dict:
+        return {"done": self.done, "skipped": self.skipped, "failed": self.failed,
+                "rows_in": self.rows_in, "rows_out": self.rows_out, "seconds": self.seconds,
+                "startup_seconds": self.startup_seconds, "tenants_per_s": self.tenants_per_s,
+                "rows_per_s": self.rows_per_s}
+
     def summary(self) -> str:
-        lines = [f"{len(self.done)} tenants done, {len(self.skipped)} skipped (already done), "
-                 f"{len(self.failed)} failed in {self.seconds:.2f} s: "
-                 f"{self.tenants_per_s:,.1f} tenants/s, {self.rows_in:,d} input rows "
-                 f"({self.rows_per_s:,.0f} rows/s), {self.rows_out:,d} output rows"]
+        lines = [(f"{len(self.done)} tenants done, {len(self.skipped)} skipped (already done), "
+                  f"{len(self.failed)} failed in {self.seconds:.2f} s: "
+                  f"{self.tenants_per_s:,.1f} tenants/s, {self.rows_in:,d} input rows "
+                  f"({self.rows_per_s:,.0f} rows/s), {self.rows_out:,d} output rows")]
         lines += [f"FAILED {t}: {msg}" for t, msg in sorted(self.failed.items())]
         return "\n".join(lines)
 
@@ -222,20 +232,23 @@ def run_batch(input_dir: str | os.PathLike, output_dir: str | os.PathLike, *,
     report = BatchReport()
     if resume:
         report.skipped = sorted(t.name for t in tenants if (out / t.name / SUCCESS).is_file())
-        tenants = [t for t in tenants if t.name not in set(report.skipped)]
+        skipped = set(report.skipped)
+        tenants = [t for t in tenants if t.name not in skipped]
     if not tenants:
-        report.seconds = time.perf_counter() - started
-        return report
+        return _finish(report, out, started)
 
     cluster = None
     if scheduler is None:
-        cluster = LocalCluster(n_workers=workers or 2, threads_per_worker=1, processes=True,
-                               dashboard_address=None, silence_logs=40,
-                               timeout=_LOCAL_CLUSTER_TIMEOUT)
+        with warnings.catch_warnings():  # no dashboard; its HTTP port may be taken: no matter
+            warnings.filterwarnings("ignore", message="Port .* is already in use")
+            cluster = LocalCluster(n_workers=workers or 2, threads_per_worker=1, processes=True,
+                                   dashboard_address=None, silence_logs=logging.ERROR,
+                                   timeout=_LOCAL_CLUSTER_TIMEOUT)
     try:
         with Client(cluster if cluster is not None else scheduler,
                     timeout=_LOCAL_CLUSTER_TIMEOUT) as client:
             client.wait_for_workers(1, timeout=_LOCAL_CLUSTER_TIMEOUT)
+            report.startup_seconds = time.perf_counter() - started
             run_id = uuid.uuid4().hex[:8]
             futures = {}
             for rank, t in enumerate(tenants):  # largest first: earlier and higher priority
@@ -249,9 +262,13 @@ def run_batch(input_dir: str | os.PathLike, output_dir: str | os.PathLike, *,
                     if future.status == "finished":
                         result = future.result()
                     else:  # the task itself died (a worker killed, for instance)
-                        exc = future.exception()
+                        try:
+                            exc = future.exception()
+                        except BaseException as cancelled:  # noqa: BLE001 - cancelled future
+                            exc = cancelled
                         result = {"status": "failed", "error": f"{type(exc).__name__}: {exc}",
                                   "rows_in": 0, "rows_out": 0}
+                        _remove_dir(out / tenant)
                     future.release()
                     if result["status"] == "done":
                         report.done.append(tenant)
@@ -259,12 +276,22 @@ def run_batch(input_dir: str | os.PathLike, output_dir: str | os.PathLike, *,
                         report.rows_out += result["rows_out"]
                     else:
                         report.failed[tenant] = result["error"]
-                        bar.write(f"licensecore: tenant {tenant} failed: {result['error']}",
-                                  file=sys.stderr) if not bar.disable else None
+                        if not bar.disable:
+                            bar.write(f"licensecore: tenant {tenant} failed: {result['error']}",
+                                      file=sys.stderr)
                     bar.update(1)
     finally:
         if cluster is not None:
             cluster.close(timeout=_LOCAL_CLUSTER_TIMEOUT)
+    return _finish(report, out, started)
+
+
+def _finish(report: BatchReport, out: Path, started: float) -> BatchReport:
+    """Sort, time, and write ``OUTPUT/_batch_report.json`` (through a renamed temporary file)."""
     report.done.sort()
+    report.failed = dict(sorted(report.failed.items()))
     report.seconds = time.perf_counter() - started
+    tmp = out / f"{_TMP_PREFIX}{REPORT}-{uuid.uuid4().hex}"
+    tmp.write_text(json.dumps(report.to_dict(), indent=1) + "\n")
+    os.replace(tmp, out / REPORT)
     return report
