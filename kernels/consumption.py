@@ -184,4 +184,6 @@ def _table_totals(x, alloc, pair_device, pair_license, known_user, forced_entrie
     """Consumption so far per license from forced consumers and bound pairs (no VM rules)."""
     rows = _consumer_rows(x, alloc, pair_device, pair_license, known_user, forced_entries)
     row_license, consumption = rows[0], rows[3]
-    return np.bincount(row_license, weights=consumption, minlength=x.license_metric.size)
+    # float64 even when there are no rows (np.bincount then returns int64): the spill-over adds
+    # fractional Δ to it.
+    return np.bincount(row_license, weights=consumption, minlength=x.license_metric.size).astype(np.float64)

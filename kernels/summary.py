@@ -26,7 +26,7 @@ def license_totals(
 ) -> LicenseTotals:
     """Consumed, available, shortfall and counts of every license (-1 entitlements: unlimited)."""
     n = entitlements.size
-    consumed = np.bincount(row_license, weights=consumption, minlength=n)
+    consumed = np.bincount(row_license, weights=consumption, minlength=n).astype(np.float64)
     limited = entitlements >= 0
     available = np.where(limited, entitlements - consumed, np.nan)
     shortfall = np.where(limited, np.maximum(0.0, consumed - entitlements), 0.0)

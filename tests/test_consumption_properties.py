@@ -458,6 +458,24 @@ def test_free_pair_prefers_candidate_with_zero_delta():
     _check_engine(tables, out)
 
 
+def test_fractional_consumption_so_far_counts_against_entitlements():
+    tables = _tables(
+        devices=[{"device_id": "d1", "cores": 1}, {"device_id": "d2", "cores": 4}],
+        installations=_installs("d1", "d2"),
+        licenses=[
+            {"license_id": "C", "metric": "core", "entitlements": 2, "points_per_core": 0.5},
+            {"license_id": "D", "metric": "device", "entitlements": 0, "priority": -1},
+        ],
+        license_applications=_one_app("C", "D"),
+    )
+    out = reference_consumption(tables)
+    # Candidates D, C. d1 does not fit D (0 + 1 > 0) but fits C (0 + 0.5 <= 2); d2 fits neither
+    # (C: 0.5 + 2 > 2) and no license has true_up: back to the first candidate, D.
+    assert _rows(out, "C") == {("device", "d1"): (1, 0.5, "installed", None, False)}
+    assert _rows(out, "D") == {("device", "d2"): (1, 1.0, "installed", None, True)}
+    _check_engine(tables, out)
+
+
 def test_free_pairs_ordered_by_known_user_id_whatever_the_metric():
     tables = _tables(
         users=[{"user_id": "z"}],
@@ -489,6 +507,25 @@ def test_device_precedes_user_with_same_id_for_over_utilization():
         ("device", "x"): (1, 1.0, "installed", None, False),
         ("user", "x"): (1, 1.0, "installed", None, True),
     }
+    _check_engine(tables, out)
+
+
+def test_user_and_device_with_same_id_are_distinct_consumers_for_delta():
+    tables = _tables(
+        users=[{"user_id": "x"}],
+        devices=[{"device_id": "x"}, {"device_id": "d1", "user_id": "x"}],
+        installations=_installs("x", "d1"),
+        licenses=[
+            {"license_id": "L1", "metric": "user", "entitlements": 1, "multiple_use": 0},
+            {"license_id": "L2", "metric": "user", "priority": 1},
+        ],
+        license_applications=_one_app("L1", "L2"),
+    )
+    out = reference_consumption(tables)
+    # Both pairs have consumer key "x"; d1 (user x) comes first and fills L1. Device x is a new
+    # consumer of L1 (Δ 1, no room), not user x's device, so it goes to L2.
+    assert _rows(out, "L1") == {("user", "x"): (1, 1.0, "installed", None, False)}
+    assert _rows(out, "L2") == {("device", "x"): (1, 1.0, "installed", None, False)}
     _check_engine(tables, out)
 
 
