@@ -5,7 +5,8 @@ from __future__ import annotations
 import datetime as dt
 import itertools
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING
 
 import grpc
 import pyarrow as pa
@@ -17,6 +18,9 @@ from licensecore.server.errors import InputError
 from licensecore.v1 import licensecore_pb2 as pb
 from licensecore.v1 import licensecore_pb2_grpc as pb_grpc
 
+if TYPE_CHECKING:
+    from licensecore.server.whatif import Scenario
+
 # gRPC's native retries, only for calls that are safe to repeat: computing on a stored dataset and
 # health checks. Upload and the inline call are never retried (their request streams are one-shot).
 SERVICE_CONFIG = {
@@ -26,6 +30,7 @@ SERVICE_CONFIG = {
                 {"service": "licensecore.v1.LicenseCore", "method": "ComputeConsumption"},
                 {"service": "licensecore.v1.LicenseCore", "method": "ResolveBundles"},
                 {"service": "licensecore.v1.LicenseCore", "method": "Reconcile"},
+                {"service": "licensecore.v1.LicenseCore", "method": "WhatIf"},
                 {"service": "grpc.health.v1.Health", "method": "Check"},
             ],
             "retryPolicy": {
@@ -127,6 +132,37 @@ class LicenseCoreClient:
             )
             chunks = getattr(self._stub, f"{method}Inline")(requests, timeout=self._timeout)
         return _receive(chunks)
+
+    def what_if(
+        self, tables_or_handle: Mapping[str, pa.Table] | str, scenarios: Sequence[Scenario]
+    ) -> pa.Table:
+        """SPEC section 4 (licenses scenarios): `scenario_summary`, sorted by (scenario,
+        tenant_id, license_id), on a dataset handle (str) or on inline tables (a mapping)."""
+        scenario_chunks = [
+            pb.ScenarioChunk(scenario=s.name, chunk=c)
+            for s in scenarios for c in wire.table_chunks("licenses", s.licenses)
+        ]
+        if isinstance(tables_or_handle, str):
+            request = pb.WhatIfRequest(dataset_id=tables_or_handle, scenarios=scenario_chunks)
+            results = self._stub.WhatIf(request, timeout=self._timeout)
+        else:
+            requests = itertools.chain(
+                (pb.WhatIfInlineRequest(chunk=c) for c in wire.encode_tables(tables_or_handle)),
+                (pb.WhatIfInlineRequest(scenario=c) for c in scenario_chunks),
+            )
+            results = self._stub.WhatIfInline(requests, timeout=self._timeout)
+        by_name: dict[str, list[pb.TableChunk]] = {}
+        try:
+            for result in results:
+                by_name.setdefault(result.scenario, []).append(result.chunk)
+            parts = {name: wire.decode_tables(chunks)["scenario_summary"] for name, chunks in by_name.items()}
+        except grpc.RpcError as error:
+            raise error_from_rpc(error) from None
+        except (InputError, KeyError) as error:
+            raise LicenseCoreServerError(
+                grpc.StatusCode.DATA_LOSS, f"undecodable response: {error}"
+            ) from error
+        return pa.concat_tables([parts[name] for name in sorted(parts)])
 
     def health(self, service: str = "") -> str:
         """Health of the server ("") or of one service: "SERVING", "NOT_SERVING", ..."""

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
-from collections.abc import Callable, Collection, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator
 
 import grpc
 
 from licensecore import wire
-from licensecore.server import bundles, consumption, reconciliation
+from licensecore.server import bundles, consumption, reconciliation, whatif
 from licensecore.server.datasets import DatasetStore
 from licensecore.server.errors import InputError
 from licensecore.server.schema import BUNDLE_INPUTS, CONSUMPTION_INPUTS, RECONCILIATION_INPUTS
@@ -90,6 +90,51 @@ class LicenseCoreServicer(pb_grpc.LicenseCoreServicer):
     ) -> Iterator[pb.TableChunk]:
         tables, options = _inline(request_iterator, reconcile_options, RECONCILE_TABLES)
         return wire.encode_tables(reconciliation.reconcile(tables, **options))
+
+    @_guarded
+    def WhatIf(self, request: pb.WhatIfRequest, context) -> Iterator[pb.ScenarioResult]:
+        tables = self._store.get(request.dataset_id)
+        scenarios = scenarios_from_chunks(request.scenarios)
+        return _scenario_results(whatif.start_what_if(tables, scenarios), context)
+
+    @_guarded
+    def WhatIfInline(
+        self, request_iterator: Iterator[pb.WhatIfInlineRequest], context
+    ) -> Iterator[pb.ScenarioResult]:
+        chunks, scenario_chunks = [], []
+        for request in request_iterator:
+            if request.HasField("scenario"):
+                scenario_chunks.append(request.scenario)
+            else:
+                chunks.append(request.chunk)
+        tables = wire.decode_tables(chunks, CONSUMPTION_INPUTS)
+        scenarios = scenarios_from_chunks(scenario_chunks)
+        return _scenario_results(whatif.start_what_if(tables, scenarios), context)
+
+
+def scenarios_from_chunks(chunks: Iterable[pb.ScenarioChunk]) -> list[whatif.Scenario]:
+    """Scenarios in order of first appearance, each from its own chunks of `licenses`."""
+    by_name: dict[str, list[pb.TableChunk]] = {}
+    for n, item in enumerate(chunks):
+        if item.chunk.table in whatif.UNSUPPORTED:
+            raise InputError("scenarios", item.chunk.table, n, item.scenario, 1,
+                             f"{item.chunk.table} scenarios are not supported yet (only licenses)")
+        by_name.setdefault(item.scenario, []).append(item.chunk)
+    scenarios = []
+    for name, parts in by_name.items():
+        tables = wire.decode_tables(parts, ("licenses",))
+        scenarios.append(whatif.Scenario(name, tables["licenses"]))
+    return scenarios
+
+
+def _scenario_results(results: Iterator, context) -> Iterator[pb.ScenarioResult]:
+    """Stream each scenario's rows as it finishes; a failure mid-stream ends the RPC with its status."""
+    try:
+        for name, table in results:
+            for chunk in wire.table_chunks(whatif.TABLE, table):
+                yield pb.ScenarioResult(scenario=name, chunk=chunk)
+    except Exception as exc:  # validation happened before the stream; this is a bug, not input
+        context.abort_with_status(status_for(exc))
 
 
 def _inline(requests: Iterator, read_options: Callable, known: Collection[str]) -> tuple[dict, dict]:

@@ -4,7 +4,7 @@ from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
-from collections.abc import Mapping as _Mapping
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
 from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
@@ -95,3 +95,35 @@ class ReconcileInlineRequest(_message.Message):
     options: ReconcileOptions
     chunk: TableChunk
     def __init__(self, options: _Optional[_Union[ReconcileOptions, _Mapping]] = ..., chunk: _Optional[_Union[TableChunk, _Mapping]] = ...) -> None: ...
+
+class ScenarioChunk(_message.Message):
+    __slots__ = ("scenario", "chunk")
+    SCENARIO_FIELD_NUMBER: _ClassVar[int]
+    CHUNK_FIELD_NUMBER: _ClassVar[int]
+    scenario: str
+    chunk: TableChunk
+    def __init__(self, scenario: _Optional[str] = ..., chunk: _Optional[_Union[TableChunk, _Mapping]] = ...) -> None: ...
+
+class WhatIfRequest(_message.Message):
+    __slots__ = ("dataset_id", "scenarios")
+    DATASET_ID_FIELD_NUMBER: _ClassVar[int]
+    SCENARIOS_FIELD_NUMBER: _ClassVar[int]
+    dataset_id: str
+    scenarios: _containers.RepeatedCompositeFieldContainer[ScenarioChunk]
+    def __init__(self, dataset_id: _Optional[str] = ..., scenarios: _Optional[_Iterable[_Union[ScenarioChunk, _Mapping]]] = ...) -> None: ...
+
+class WhatIfInlineRequest(_message.Message):
+    __slots__ = ("chunk", "scenario")
+    CHUNK_FIELD_NUMBER: _ClassVar[int]
+    SCENARIO_FIELD_NUMBER: _ClassVar[int]
+    chunk: TableChunk
+    scenario: ScenarioChunk
+    def __init__(self, chunk: _Optional[_Union[TableChunk, _Mapping]] = ..., scenario: _Optional[_Union[ScenarioChunk, _Mapping]] = ...) -> None: ...
+
+class ScenarioResult(_message.Message):
+    __slots__ = ("scenario", "chunk")
+    SCENARIO_FIELD_NUMBER: _ClassVar[int]
+    CHUNK_FIELD_NUMBER: _ClassVar[int]
+    scenario: str
+    chunk: TableChunk
+    def __init__(self, scenario: _Optional[str] = ..., chunk: _Optional[_Union[TableChunk, _Mapping]] = ...) -> None: ...

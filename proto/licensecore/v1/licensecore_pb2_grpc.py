@@ -71,6 +71,16 @@ class LicenseCoreStub:
                 request_serializer=licensecore_dot_v1_dot_licensecore__pb2.ReconcileInlineRequest.SerializeToString,
                 response_deserializer=licensecore_dot_v1_dot_licensecore__pb2.TableChunk.FromString,
                 _registered_method=True)
+        self.WhatIf = channel.unary_stream(
+                '/licensecore.v1.LicenseCore/WhatIf',
+                request_serializer=licensecore_dot_v1_dot_licensecore__pb2.WhatIfRequest.SerializeToString,
+                response_deserializer=licensecore_dot_v1_dot_licensecore__pb2.ScenarioResult.FromString,
+                _registered_method=True)
+        self.WhatIfInline = channel.stream_stream(
+                '/licensecore.v1.LicenseCore/WhatIfInline',
+                request_serializer=licensecore_dot_v1_dot_licensecore__pb2.WhatIfInlineRequest.SerializeToString,
+                response_deserializer=licensecore_dot_v1_dot_licensecore__pb2.ScenarioResult.FromString,
+                _registered_method=True)
 
 
 class LicenseCoreServicer:
@@ -131,6 +141,22 @@ class LicenseCoreServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def WhatIf(self, request, context):
+        """SPEC section 4 (what-if scenarios, licenses replacement rows) on an uploaded dataset. Streams
+        the rows of `scenario_summary` scenario by scenario as each is computed: `base` first, then
+        the scenarios in request order. Safe to retry (it has no side effects).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def WhatIfInline(self, request_iterator, context):
+        """SPEC section 4, one shot: the input tables' chunks and the scenarios' chunks, in any order.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_LicenseCoreServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -168,6 +194,16 @@ def add_LicenseCoreServicer_to_server(servicer, server):
                     servicer.ReconcileInline,
                     request_deserializer=licensecore_dot_v1_dot_licensecore__pb2.ReconcileInlineRequest.FromString,
                     response_serializer=licensecore_dot_v1_dot_licensecore__pb2.TableChunk.SerializeToString,
+            ),
+            'WhatIf': grpc.unary_stream_rpc_method_handler(
+                    servicer.WhatIf,
+                    request_deserializer=licensecore_dot_v1_dot_licensecore__pb2.WhatIfRequest.FromString,
+                    response_serializer=licensecore_dot_v1_dot_licensecore__pb2.ScenarioResult.SerializeToString,
+            ),
+            'WhatIfInline': grpc.stream_stream_rpc_method_handler(
+                    servicer.WhatIfInline,
+                    request_deserializer=licensecore_dot_v1_dot_licensecore__pb2.WhatIfInlineRequest.FromString,
+                    response_serializer=licensecore_dot_v1_dot_licensecore__pb2.ScenarioResult.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -361,6 +397,60 @@ class LicenseCore:
             '/licensecore.v1.LicenseCore/ReconcileInline',
             licensecore_dot_v1_dot_licensecore__pb2.ReconcileInlineRequest.SerializeToString,
             licensecore_dot_v1_dot_licensecore__pb2.TableChunk.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def WhatIf(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/licensecore.v1.LicenseCore/WhatIf',
+            licensecore_dot_v1_dot_licensecore__pb2.WhatIfRequest.SerializeToString,
+            licensecore_dot_v1_dot_licensecore__pb2.ScenarioResult.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def WhatIfInline(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_stream(
+            request_iterator,
+            target,
+            '/licensecore.v1.LicenseCore/WhatIfInline',
+            licensecore_dot_v1_dot_licensecore__pb2.WhatIfInlineRequest.SerializeToString,
+            licensecore_dot_v1_dot_licensecore__pb2.ScenarioResult.FromString,
             options,
             channel_credentials,
             insecure,
