@@ -15,11 +15,12 @@ from typing import Any
 
 import pyarrow as pa
 
+from .consumption import REQUIRED, _read, _sortable
+
 Id = str | int
 Row = dict[str, Any]
 Rows = dict[str, list[Row]]
 
-REQUIRED = object()
 
 # SPEC 3.1: the columns section 3 reads, with their defaults ("Extra columns are ignored (except
 # `people`, where extra string columns are attributes for collections)").
@@ -122,29 +123,6 @@ def reference_bundles(
         row["sku_ids"] = [str(s) for s in row["sku_ids"]]
         row["bundle_ids"] = [str(b) for b in row["bundle_ids"]]
     return result
-
-
-def _read(table: pa.Table | None, columns: Mapping[str, object]) -> list[Row]:
-    """Rows of one input table with the defaults of SPEC 3.1 applied."""
-    # "A table that is not given counts as empty."
-    if table is None:
-        return []
-    rows = []
-    for raw in table.to_pylist():
-        row = {}
-        for column, default in columns.items():
-            value = raw.get(column)
-            # "A nullable column may be absent; its default applies." and
-            # "A null in a column with a default takes the default."
-            row[column] = default if value is None and default is not REQUIRED else value
-        rows.append(row)
-    return rows
-
-
-def _sortable(value: object) -> tuple[bool, object]:
-    # "Sorting: nulls last; strings in code-point (UTF-8 byte) order." Python orders str by code
-    # point and int numerically ("Ascending id order").
-    return (value is None, value)
 
 
 # ----- 3.4 Collection filters ---------------------------------------------------------------------
