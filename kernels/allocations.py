@@ -6,7 +6,7 @@ import numpy as np
 from numba import njit
 
 from ._config import JIT
-from .codes import ALLOCATED, AWAITING_INVENTORY, PERMANENT, UNALLOCATED
+from .codes import ALLOCATED, AWAITING_INVENTORY, PERMANENT, UNALLOCATED, USER
 
 
 @njit(**JIT)
@@ -18,6 +18,26 @@ def find_allocation(
         if alloc_license[k] == license:
             return k
     return -1
+
+
+@njit(**JIT)
+def host_binds(
+    license: int,
+    device: int,
+    license_metric: np.ndarray,
+    license_vm_host: np.ndarray,
+    device_host: np.ndarray,
+    alloc_offsets: np.ndarray,
+    alloc_license: np.ndarray,
+    alloc_binds: np.ndarray,
+) -> bool:
+    """Host flow-down: with `vm_rights = host` (device and core licenses only), a VM is bound to
+    the license when its direct host has a binding allocation on it."""
+    host = device_host[device]
+    if host < 0 or not license_vm_host[license] or license_metric[license] == USER:
+        return False
+    k = find_allocation(alloc_offsets, alloc_license, host, license)
+    return k >= 0 and alloc_binds[k]
 
 
 def binding(alloc_type: np.ndarray, alloc_exempt: np.ndarray) -> np.ndarray:

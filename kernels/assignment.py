@@ -18,7 +18,7 @@ import numpy as np
 from numba import njit
 
 from ._config import JIT
-from .allocations import find_allocation
+from .allocations import find_allocation, host_binds
 from .codes import CORE, USER
 
 
@@ -66,12 +66,10 @@ def bind_pairs(
                 if k >= 0 and alloc_binds[k]:
                     pair_license[i] = lic
                     break
-            host = device_host[d]
-            if license_vm_host[lic] and license_metric[lic] != USER and host >= 0:
-                k = find_allocation(alloc_offsets, alloc_license, host, lic)
-                if k >= 0 and alloc_binds[k]:
-                    pair_license[i] = lic
-                    break
+            if host_binds(lic, d, license_metric, license_vm_host, device_host, alloc_offsets,
+                          alloc_license, alloc_binds):
+                pair_license[i] = lic
+                break
     return pair_license
 
 

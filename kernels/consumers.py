@@ -12,7 +12,7 @@ import numpy as np
 from numba import njit
 
 from ._config import JIT
-from .allocations import find_allocation
+from .allocations import find_allocation, host_binds
 from .assignment import points, units
 from .codes import (
     ALLOCATED,
@@ -274,10 +274,7 @@ def bound_rows(
         if k >= 0 and alloc_binds[k]:
             bound[r] = True
             continue
-        lic = row_license[r]
-        if row_type[r] == DEVICE_CONSUMER and license_vm_host[lic] and license_metric[lic] != USER:
-            host = device_host[row_consumer[r]]
-            if host >= 0:
-                k = find_allocation(alloc_offsets, alloc_license, host, lic)
-                bound[r] = k >= 0 and alloc_binds[k]
+        if row_type[r] == DEVICE_CONSUMER:
+            bound[r] = host_binds(row_license[r], row_consumer[r], license_metric, license_vm_host,
+                                  device_host, alloc_offsets, alloc_license, alloc_binds)
     return bound
