@@ -140,9 +140,10 @@ def _engines(task: str, size: str, full: dict, restricted: dict, client) -> list
 # ---------------------------------------------------------------------------------- memory
 
 
-def _status_kib(field: str) -> int | None:
+def _proc_kib(path: str, field: str) -> int | None:
+    """A ``field:  N kB`` line of a /proc file, in KiB (None where /proc is not there)."""
     try:
-        with open("/proc/self/status") as f:
+        with open(path) as f:
             for line in f:
                 if line.startswith(field + ":"):
                     return int(line.split()[1])
@@ -164,9 +165,9 @@ def measure_memory(run: Callable[[], object]) -> tuple[object, int, int | None]:
     """Run once; return (output, peak RSS bytes during the call, peak minus RSS before or None)."""
     gc.collect()
     if _reset_peak():
-        before = _status_kib("VmRSS")
+        before = _proc_kib("/proc/self/status", "VmRSS")
         out = run()
-        peak = _status_kib("VmHWM")
+        peak = _proc_kib("/proc/self/status", "VmHWM")
         return out, peak * 1024, (peak - before) * 1024
     import resource
     out = run()
@@ -184,7 +185,7 @@ def machine() -> dict:
             cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
     except (OSError, StopIteration):
         pass
-    memory = _meminfo_kib("MemTotal")
+    memory = _proc_kib("/proc/meminfo", "MemTotal")
     versions = {}
     for package in ("licensecore", "numpy", "numba", "pyarrow", "grpcio", "duckdb", "polars"):
         try:
@@ -194,17 +195,6 @@ def machine() -> dict:
     return {"cpu": cpu, "cores": os.cpu_count(), "memory_bytes": memory and memory * 1024,
             "platform": platform.platform(), "python": platform.python_version(),
             "versions": versions}
-
-
-def _meminfo_kib(field: str) -> int | None:
-    try:
-        with open("/proc/meminfo") as f:
-            for line in f:
-                if line.startswith(field + ":"):
-                    return int(line.split()[1])
-    except OSError:
-        return None
-    return None
 
 
 def _rows_bytes(tables: Mapping[str, pa.Table]) -> tuple[int, int]:
