@@ -7,11 +7,16 @@ receiver joins a table's chunks and decodes them with ``pyarrow.ipc`` (no per-ro
 from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Iterator, Mapping
+from typing import TypeVar
 
 import pyarrow as pa
+from google.protobuf.message import Message
 
 from licensecore.server.errors import InputError
+from licensecore.server.limits import LimitExceeded
 from licensecore.v1 import licensecore_pb2 as pb
+
+M = TypeVar("M", bound=Message)
 
 CHUNK_BYTES = 1 << 20  # 1 MiB: far below gRPC's 4 MiB default message limit
 
@@ -39,14 +44,29 @@ def encode_tables(tables: Mapping[str, pa.Table]) -> Iterator[pb.TableChunk]:
         yield from table_chunks(name, table)
 
 
+def capped(messages: Iterable[M], max_bytes: int) -> Iterator[M]:
+    """``messages`` as they arrive, until their serialized sizes add up to more than ``max_bytes``:
+    then ``LimitExceeded("max_request_bytes")`` and nothing more is read (an endless stream ends)."""
+    total = 0
+    for message in messages:
+        total += message.ByteSize()
+        if total > max_bytes:
+            raise LimitExceeded("max_request_bytes", max_bytes, total)
+        yield message
+
+
 def decode_tables(
-    chunks: Iterable[pb.TableChunk], known: Collection[str] | None = None
+    chunks: Iterable[pb.TableChunk],
+    known: Collection[str] | None = None,
+    *,
+    max_rows: int | None = None,
 ) -> dict[str, pa.Table]:
     """Reassemble and decode the tables of a chunk stream.
 
     ``known`` limits the accepted table names (None accepts any). Raises ``InputError`` naming the
     table for an unknown or repeated table, a table without its last chunk, and IPC bytes that are
-    corrupt, truncated or followed by garbage.
+    corrupt, truncated or followed by garbage; ``LimitExceeded("max_rows")`` when a table announces
+    more than ``max_rows`` rows (checked before decoding; the decoded count must match).
     """
     parts: dict[str, list[bytes]] = {}
     row_counts: dict[str, int] = {}
@@ -60,6 +80,8 @@ def decode_tables(
             raise _stream_error(name, "table sent twice (a chunk follows its last chunk)")
         parts.setdefault(name, []).append(chunk.data)
         if chunk.last:
+            if max_rows is not None and chunk.row_count > max_rows:
+                raise LimitExceeded("max_rows", max_rows, chunk.row_count, subject=name)
             row_counts[name] = chunk.row_count
     unfinished = sorted(parts.keys() - row_counts.keys())
     if unfinished:
