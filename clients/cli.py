@@ -17,10 +17,18 @@ from collections.abc import Mapping, Sequence
 
 import pyarrow as pa
 
+from licensecore.clients.auth_cli import (
+    add_serve_security_arguments,
+    add_tls_ca_argument,
+    add_token_command,
+    serve_security,
+)
 from licensecore.clients.batch_cli import add_batch_command
 from licensecore.clients.bench_cli import add_bench_command
+from licensecore.clients.credentials import from_environment
 from licensecore.clients.errors import InputRejected, LicenseCoreServerError
 from licensecore.clients.graph.cli import add_graph_commands
+from licensecore.clients.limits_cli import add_serve_limit_arguments, serve_limits
 from licensecore.clients.report import (
     bundles_summary,
     consumption_summary,
@@ -67,6 +75,8 @@ def _parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="run the gRPC server")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=50051)
+    add_serve_security_arguments(serve)
+    add_serve_limit_arguments(serve)
     serve.set_defaults(run=_serve)
 
     consume = sub.add_parser("consume", help="license consumption (SPEC section 1)")
@@ -92,11 +102,13 @@ def _parser() -> argparse.ArgumentParser:
     add_batch_command(sub)
     add_whatif_command(sub)
     add_graph_commands(sub)
+    add_token_command(sub)
 
     demo = sub.add_parser("demo", help="generate a synthetic enterprise, compute it, summarise")
     demo.add_argument("--size", choices=SIZES, default="M")
     demo.add_argument("--seed", type=int, default=0)
     demo.add_argument("--server", metavar="HOST:PORT", help="compute on this server, not in-process")
+    add_tls_ca_argument(demo)
     demo.add_argument("--output", metavar="DIR", help="also write the output tables here")
     demo.set_defaults(run=_demo)
 
@@ -109,21 +121,24 @@ def _io_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--input", required=True, metavar="DIR", help="<table>.parquet|csv|arrow files")
     parser.add_argument("--output", required=True, metavar="DIR", help="where <table>.parquet go")
     parser.add_argument("--server", metavar="HOST:PORT", help="compute on this server, not in-process")
+    add_tls_ca_argument(parser)
 
 
 def _serve(args: argparse.Namespace) -> int:
     from licensecore.server.app import serve
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    serve(args.host, args.port)
+    serve(args.host, args.port, **serve_security(args), **serve_limits(args))
     return 0
 
 
-def _compute(tables: Mapping[str, pa.Table], server: str | None) -> dict[str, pa.Table]:
+def _compute(
+    tables: Mapping[str, pa.Table], server: str | None, tls_ca: str | None = None
+) -> dict[str, pa.Table]:
     if server:
         from licensecore.clients.client import LicenseCoreClient
 
-        with LicenseCoreClient(server) as client:
+        with LicenseCoreClient(server, **from_environment(tls_ca)) as client:
             return client.compute_consumption(tables)
     from licensecore.server.consumption import compute_consumption
 
@@ -132,18 +147,20 @@ def _compute(tables: Mapping[str, pa.Table], server: str | None) -> dict[str, pa
 
 def _consume(args: argparse.Namespace) -> int:
     tables = read_tables(args.input, CONSUMPTION_INPUTS)
-    outputs = _compute(tables, args.server)
+    outputs = _compute(tables, args.server, args.tls_ca)
     write_tables(outputs, args.output)
     print(consumption_summary(outputs))
     return 0
 
 
-def _resolve(tables: Mapping[str, pa.Table], server: str | None, **options) -> dict[str, pa.Table]:
+def _resolve(
+    tables: Mapping[str, pa.Table], server: str | None, tls_ca: str | None = None, **options
+) -> dict[str, pa.Table]:
     options = {k: v for k, v in options.items() if v is not None}
     if server:
         from licensecore.clients.client import LicenseCoreClient
 
-        with LicenseCoreClient(server) as client:
+        with LicenseCoreClient(server, **from_environment(tls_ca)) as client:
             return client.resolve_bundles(tables, **options)
     from licensecore.server.bundles import resolve_bundles
 
@@ -152,7 +169,7 @@ def _resolve(tables: Mapping[str, pa.Table], server: str | None, **options) -> d
 
 def _bundles(args: argparse.Namespace) -> int:
     tables = read_tables(args.input, BUNDLE_INPUTS)
-    outputs = _resolve(tables, args.server, max_remove_fraction=args.max_remove_fraction,
+    outputs = _resolve(tables, args.server, args.tls_ca, max_remove_fraction=args.max_remove_fraction,
                        guard_min_members=args.guard_min_members)
     write_tables(outputs, args.output)
     print(bundles_summary(outputs))
@@ -174,7 +191,7 @@ def _reconcile(args: argparse.Namespace) -> int:
     if args.server:
         from licensecore.clients.client import LicenseCoreClient
 
-        with LicenseCoreClient(args.server) as client:
+        with LicenseCoreClient(args.server, **from_environment(args.tls_ca)) as client:
             outputs = client.reconcile(tables, **options)
     else:
         from licensecore.server.reconciliation import reconcile
@@ -205,7 +222,7 @@ def _demo(args: argparse.Namespace) -> int:
         tables = make(args.size, args.seed)
         generated = time.perf_counter() - started
         started = time.perf_counter()
-        outputs = run(tables, args.server)
+        outputs = run(tables, args.server, args.tls_ca)
         computed = time.perf_counter() - started
         peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         rows = [(name, t.num_rows, t.nbytes / 2**20) for name, t in tables.items()]

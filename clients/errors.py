@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 
 import grpc
@@ -52,10 +53,67 @@ class DatasetNotFound(LicenseCoreServerError):
     """NOT_FOUND: the dataset handle is unknown to the server (never uploaded, or evicted)."""
 
 
-_DETAIL_TYPES = (error_details_pb2.BadRequest, error_details_pb2.ErrorInfo)
+class Unauthenticated(LicenseCoreServerError):
+    """UNAUTHENTICATED: the server needs a bearer token and got none, or one it does not know."""
+
+
+class PermissionDenied(LicenseCoreServerError):
+    """PERMISSION_DENIED: the token's tenant scope does not cover the call. ``tenants`` are the
+    tenants of the sent ``table`` outside the scope (each cut to 64 characters); for a stored
+    dataset only its ``dataset_id`` is named."""
+
+    def __init__(
+        self, code: grpc.StatusCode, message: str, details: Sequence[Message] = ()
+    ) -> None:
+        super().__init__(code, message, details)
+        meta = next(
+            (d.metadata for d in self.details if isinstance(d, error_details_pb2.ErrorInfo)), {}
+        )
+        self.table: str = meta.get("table", "")
+        self.tenants: tuple[str, ...] = tuple(json.loads(meta.get("tenants") or "[]"))
+        self.dataset_id: str = meta.get("dataset_id", "")
+
+
+class ResourceExhausted(LicenseCoreServerError):
+    """RESOURCE_EXHAUSTED: the call went beyond a server limit: ``limit`` (e.g. ``max_rows``,
+    ``max_request_bytes``, ``max_concurrent``, ``memory_budget_bytes``), its ``maximum`` and the
+    ``value`` asked. gRPC's own per-message size check carries no details (``limit`` is "")."""
+
+    def __init__(
+        self, code: grpc.StatusCode, message: str, details: Sequence[Message] = ()
+    ) -> None:
+        super().__init__(code, message, details)
+        meta = next(
+            (d.metadata for d in self.details if isinstance(d, error_details_pb2.ErrorInfo)), {}
+        )
+        self.limit: str = meta.get("limit", "")
+        self.maximum: int = int(meta.get("maximum", 0))
+        self.value: int = int(meta.get("value", 0))
+
+
+class DataLoss(LicenseCoreServerError):
+    """DATA_LOSS: a stored dataset's ``file`` no longer matches its checksum; it is not served."""
+
+    def __init__(
+        self, code: grpc.StatusCode, message: str, details: Sequence[Message] = ()
+    ) -> None:
+        super().__init__(code, message, details)
+        meta = next(
+            (d.metadata for d in self.details if isinstance(d, error_details_pb2.ErrorInfo)), {}
+        )
+        self.dataset_id: str = meta.get("dataset_id", "")
+        self.file: str = meta.get("file", "")
+
+
+_DETAIL_TYPES = (error_details_pb2.BadRequest, error_details_pb2.ErrorInfo,
+                 error_details_pb2.QuotaFailure)
 _BY_CODE = {
     grpc.StatusCode.INVALID_ARGUMENT: InputRejected,
     grpc.StatusCode.NOT_FOUND: DatasetNotFound,
+    grpc.StatusCode.UNAUTHENTICATED: Unauthenticated,
+    grpc.StatusCode.PERMISSION_DENIED: PermissionDenied,
+    grpc.StatusCode.RESOURCE_EXHAUSTED: ResourceExhausted,
+    grpc.StatusCode.DATA_LOSS: DataLoss,
 }
 
 

@@ -63,11 +63,15 @@ class ComputeSlots:
 
     def acquire(self, context: grpc.ServicerContext) -> Slot:
         """A slot for this call; raises ``CallEnded`` if the caller leaves while waiting."""
-        give_up = time.monotonic() + min(self._wait, context.time_remaining())
+        start = time.monotonic()
+        give_up, deadline = start + self._wait, start + context.time_remaining()
         while True:
             ensure_active(context)
-            left = give_up - time.monotonic()
-            if self._semaphore.acquire(timeout=max(0.0, min(POLL_SECONDS, left))):
+            now = time.monotonic()
+            if now >= deadline:
+                raise CallEnded(grpc.StatusCode.DEADLINE_EXCEEDED)
+            left = give_up - now
+            if self._semaphore.acquire(timeout=max(0.0, min(POLL_SECONDS, left, deadline - now))):
                 return Slot(self._semaphore)
             if left <= 0:
                 raise LimitExceeded("max_concurrent", self._limit, self._limit + 1)

@@ -9,9 +9,11 @@ from collections.abc import Callable, Collection, Iterable, Iterator
 import grpc
 
 from licensecore import wire
-from licensecore.server import bundles, consumption, reconciliation, whatif
+from licensecore.server import auth, bundles, consumption, reconciliation, whatif
+from licensecore.server.calls import ComputeSlots, ensure_active, streamed
 from licensecore.server.datasets import DatasetStore
 from licensecore.server.errors import InputError
+from licensecore.server.limits import Limits
 from licensecore.server.schema import BUNDLE_INPUTS, CONSUMPTION_INPUTS, RECONCILIATION_INPUTS
 from licensecore.server.status import status_for
 from licensecore.v1 import licensecore_pb2 as pb
@@ -39,14 +41,44 @@ def _guarded(handler: Callable) -> Callable:
 
 
 class LicenseCoreServicer(pb_grpc.LicenseCoreServicer):
-    """Implements ``licensecore.v1.LicenseCore`` over an in-memory dataset store."""
+    """Implements ``licensecore.v1.LicenseCore`` over a dataset store, within ``limits``."""
 
-    def __init__(self, store: DatasetStore | None = None) -> None:
-        self._store = store if store is not None else DatasetStore()
+    def __init__(self, store: DatasetStore | None = None, limits: Limits | None = None) -> None:
+        self._limits = limits if limits is not None else Limits()
+        self._store = store if store is not None else DatasetStore(
+            memory_budget_bytes=self._limits.memory_budget_bytes)
+        self._slots = ComputeSlots(self._limits.max_concurrent, self._limits.slot_wait_seconds)
+
+    def _requests(self, request_iterator: Iterator) -> Iterator:
+        """The request stream, cut off beyond ``max_request_bytes``."""
+        return wire.capped(request_iterator, self._limits.max_request_bytes)
+
+    def _decode(self, chunks: Iterable[pb.TableChunk], known: Collection[str]) -> dict:
+        return wire.decode_tables(chunks, known, max_rows=self._limits.max_rows)
+
+    def _run(self, context, compute: Callable[[], object],
+             stream: Callable[[object], Iterator] = wire.encode_tables) -> Iterator:
+        """``compute()`` in a concurrency slot, then ``stream`` its result while the caller listens;
+        the slot is held until the response stream ends or the caller leaves."""
+        slot = self._slots.acquire(context)
+        try:
+            ensure_active(context)
+            result = compute()
+            ensure_active(context)
+        except BaseException:
+            slot.release()
+            raise
+        return streamed(stream(result), context, slot)
+
+    def _dataset(self, dataset_id: str) -> dict:
+        """The stored tables, when the caller's token may see all their tenants."""
+        return auth.check_dataset(dataset_id, self._store.get(dataset_id))
 
     @_guarded
     def Upload(self, request_iterator: Iterator[pb.UploadRequest], context) -> pb.UploadResponse:
-        tables = wire.decode_tables((r.chunk for r in request_iterator), UPLOAD_TABLES)
+        tables = auth.check_tables(
+            self._decode((r.chunk for r in self._requests(request_iterator)), UPLOAD_TABLES))
+        ensure_active(context)  # a caller gone before the end stores nothing
         dataset_id = self._store.put(tables)
         row_counts = {name: table.num_rows for name, table in tables.items()}
         return pb.UploadResponse(dataset_id=dataset_id, row_counts=row_counts)
@@ -55,89 +87,96 @@ class LicenseCoreServicer(pb_grpc.LicenseCoreServicer):
     def ComputeConsumption(
         self, request: pb.ComputeConsumptionRequest, context
     ) -> Iterator[pb.TableChunk]:
-        tables = self._store.get(request.dataset_id)
-        return wire.encode_tables(consumption.compute_consumption(tables))
+        tables = self._dataset(request.dataset_id)
+        return self._run(context, lambda: consumption.compute_consumption(tables))
 
     @_guarded
     def ComputeConsumptionInline(
         self, request_iterator: Iterator[pb.TableChunk], context
     ) -> Iterator[pb.TableChunk]:
-        tables = wire.decode_tables(request_iterator, CONSUMPTION_INPUTS)
-        return wire.encode_tables(consumption.compute_consumption(tables))
+        tables = auth.check_tables(self._decode(self._requests(request_iterator), CONSUMPTION_INPUTS))
+        return self._run(context, lambda: consumption.compute_consumption(tables))
 
     @_guarded
     def ResolveBundles(self, request: pb.ResolveBundlesRequest, context) -> Iterator[pb.TableChunk]:
-        tables = self._store.get(request.dataset_id)
+        tables = self._dataset(request.dataset_id)
         options = bundle_options(request.options)
-        return wire.encode_tables(bundles.resolve_bundles(tables, **options))
+        return self._run(context, lambda: bundles.resolve_bundles(tables, **options))
 
     @_guarded
     def ResolveBundlesInline(
         self, request_iterator: Iterator[pb.ResolveBundlesInlineRequest], context
     ) -> Iterator[pb.TableChunk]:
-        tables, options = _inline(request_iterator, bundle_options, BUNDLE_INPUTS)
-        return wire.encode_tables(bundles.resolve_bundles(tables, **options))
+        tables, options = _inline(self._requests(request_iterator), bundle_options, self._decode,
+                                  BUNDLE_INPUTS)
+        return self._run(context, lambda: bundles.resolve_bundles(tables, **options))
 
     @_guarded
     def Reconcile(self, request: pb.ReconcileRequest, context) -> Iterator[pb.TableChunk]:
-        tables = self._store.get(request.dataset_id)
+        tables = self._dataset(request.dataset_id)
         options = reconcile_options(request.options)
-        return wire.encode_tables(reconciliation.reconcile(tables, **options))
+        return self._run(context, lambda: reconciliation.reconcile(tables, **options))
 
     @_guarded
     def ReconcileInline(
         self, request_iterator: Iterator[pb.ReconcileInlineRequest], context
     ) -> Iterator[pb.TableChunk]:
-        tables, options = _inline(request_iterator, reconcile_options, RECONCILE_TABLES)
-        return wire.encode_tables(reconciliation.reconcile(tables, **options))
+        tables, options = _inline(self._requests(request_iterator), reconcile_options, self._decode,
+                                  RECONCILE_TABLES)
+        return self._run(context, lambda: reconciliation.reconcile(tables, **options))
 
     @_guarded
     def WhatIf(self, request: pb.WhatIfRequest, context) -> Iterator[pb.ScenarioResult]:
-        tables = self._store.get(request.dataset_id)
-        scenarios = scenarios_from_chunks(request.scenarios)
-        return _scenario_results(whatif.start_what_if(tables, scenarios), context)
+        tables = self._dataset(request.dataset_id)
+        scenarios = scenarios_from_chunks(request.scenarios, max_rows=self._limits.max_rows)
+        return self._run(context, lambda: whatif.start_what_if(tables, scenarios),
+                         lambda results: _scenario_results(results, context))
 
     @_guarded
     def WhatIfInline(
         self, request_iterator: Iterator[pb.WhatIfInlineRequest], context
     ) -> Iterator[pb.ScenarioResult]:
         chunks, scenario_chunks = [], []
-        for request in request_iterator:
+        for request in self._requests(request_iterator):
             if request.HasField("scenario"):
                 scenario_chunks.append(request.scenario)
             else:
                 chunks.append(request.chunk)
-        tables = wire.decode_tables(chunks, CONSUMPTION_INPUTS)
-        scenarios = scenarios_from_chunks(scenario_chunks)
-        return _scenario_results(whatif.start_what_if(tables, scenarios), context)
+        tables = auth.check_tables(self._decode(chunks, whatif.INPUTS))
+        scenarios = scenarios_from_chunks(scenario_chunks, max_rows=self._limits.max_rows)
+        return self._run(context, lambda: whatif.start_what_if(tables, scenarios),
+                         lambda results: _scenario_results(results, context))
 
 
-def scenarios_from_chunks(chunks: Iterable[pb.ScenarioChunk]) -> list[whatif.Scenario]:
-    """Scenarios in order of first appearance, each from its own chunks of `licenses`."""
+def scenarios_from_chunks(
+    chunks: Iterable[pb.ScenarioChunk], *, max_rows: int | None = None
+) -> list[whatif.Scenario]:
+    """Scenarios in order of first appearance, each from its own chunks of `licenses`, `bundles`
+    and `pools` (a part not sent has no rows)."""
     by_name: dict[str, list[pb.TableChunk]] = {}
-    for n, item in enumerate(chunks):
-        if item.chunk.table in whatif.UNSUPPORTED:
-            raise InputError("scenarios", item.chunk.table, n, item.scenario, 1,
-                             f"{item.chunk.table} scenarios are not supported yet (only licenses)")
+    for item in chunks:
         by_name.setdefault(item.scenario, []).append(item.chunk)
     scenarios = []
     for name, parts in by_name.items():
-        tables = wire.decode_tables(parts, ("licenses",))
-        scenarios.append(whatif.Scenario(name, tables["licenses"]))
+        tables = auth.check_tables(wire.decode_tables(parts, whatif.PARTS, max_rows=max_rows))
+        scenarios.append(whatif.Scenario(name, **tables))
     return scenarios
 
 
 def _scenario_results(results: Iterator, context) -> Iterator[pb.ScenarioResult]:
-    """Stream each scenario's rows as it finishes; a failure mid-stream ends the RPC with its status."""
+    """Stream each scenario's rows of every output table as it finishes; a failure mid-stream ends
+    the RPC with its status."""
     try:
-        for name, table in results:
-            for chunk in wire.table_chunks(whatif.TABLE, table):
+        for name, tables in results:
+            for chunk in wire.encode_tables(tables):
                 yield pb.ScenarioResult(scenario=name, chunk=chunk)
     except Exception as exc:  # validation happened before the stream; this is a bug, not input
         context.abort_with_status(status_for(exc))
 
 
-def _inline(requests: Iterator, read_options: Callable, known: Collection[str]) -> tuple[dict, dict]:
+def _inline(
+    requests: Iterator, read_options: Callable, decode: Callable, known: Collection[str]
+) -> tuple[dict, dict]:
     """Tables and options of an inline stream: at most one `options` message, before any chunk."""
     options: dict = {}
 
@@ -150,7 +189,7 @@ def _inline(requests: Iterator, read_options: Callable, known: Collection[str]) 
             else:
                 yield request.chunk
 
-    return wire.decode_tables(chunks(), known), options
+    return auth.check_tables(decode(chunks(), known)), options
 
 
 def bundle_options(message: pb.BundleOptions) -> dict[str, float | int]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 
 import grpc
@@ -9,19 +10,26 @@ from google.protobuf import any_pb2
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
-from licensecore.server.datasets import UnknownDataset
-from licensecore.server.errors import InputError
+from licensecore.server.calls import CallEnded
+from licensecore.server.datasets import DatasetCorrupt, UnknownDataset
+from licensecore.server.errors import InputError, PermissionDenied, Unauthenticated
+from licensecore.server.limits import LimitExceeded
 
 DOMAIN = "licensecore"
 BAD_INPUT = "BAD_INPUT"
 DATASET_NOT_FOUND = "DATASET_NOT_FOUND"
+TENANT_OUT_OF_SCOPE = "TENANT_OUT_OF_SCOPE"
+LIMIT_EXCEEDED = "LIMIT_EXCEEDED"
+DATASET_CORRUPT = "DATASET_CORRUPT"
 
 log = logging.getLogger(__name__)
 
 
 def status_for(exc: BaseException) -> grpc.Status:
     """The status to end an RPC with: INVALID_ARGUMENT for ``InputError`` (with BadRequest and
-    ErrorInfo details), NOT_FOUND for an unknown dataset, INTERNAL (traceback logged) otherwise."""
+    ErrorInfo details), NOT_FOUND for an unknown dataset, UNAUTHENTICATED / PERMISSION_DENIED for
+    a refused caller (ErrorInfo), RESOURCE_EXHAUSTED beyond a limit (ErrorInfo LIMIT_EXCEEDED and
+    QuotaFailure), DATA_LOSS for a corrupt stored dataset, INTERNAL (traceback logged) otherwise."""
     if isinstance(exc, InputError):
         field = f"{exc.table}.{exc.column}" if exc.column else exc.table
         violation = error_details_pb2.BadRequest.FieldViolation(field=field, description=str(exc))
@@ -43,6 +51,33 @@ def status_for(exc: BaseException) -> grpc.Status:
             reason=DATASET_NOT_FOUND, domain=DOMAIN, metadata={"dataset_id": exc.dataset_id}
         )
         return _status(code_pb2.NOT_FOUND, str(exc), (info,))
+    if isinstance(exc, Unauthenticated):
+        info = error_details_pb2.ErrorInfo(reason=exc.reason, domain=DOMAIN)
+        return _status(code_pb2.UNAUTHENTICATED, str(exc), (info,))
+    if isinstance(exc, PermissionDenied):
+        tenants = json.dumps(list(exc.tenants)) if exc.tenants else ""  # ids may hold commas
+        metadata = {"table": exc.table, "tenants": tenants, "dataset_id": exc.dataset_id}
+        info = error_details_pb2.ErrorInfo(
+            reason=TENANT_OUT_OF_SCOPE, domain=DOMAIN, metadata={k: v for k, v in metadata.items() if v}
+        )
+        return _status(code_pb2.PERMISSION_DENIED, str(exc), (info,))
+    if isinstance(exc, LimitExceeded):
+        metadata = {"limit": exc.limit, "maximum": str(exc.maximum), "value": str(exc.value)}
+        if exc.subject:
+            metadata["subject"] = exc.subject
+        info = error_details_pb2.ErrorInfo(reason=LIMIT_EXCEEDED, domain=DOMAIN, metadata=metadata)
+        quota = error_details_pb2.QuotaFailure(violations=[
+            error_details_pb2.QuotaFailure.Violation(subject=exc.limit, description=str(exc))
+        ])
+        return _status(code_pb2.RESOURCE_EXHAUSTED, str(exc), (info, quota))
+    if isinstance(exc, DatasetCorrupt):
+        info = error_details_pb2.ErrorInfo(
+            reason=DATASET_CORRUPT, domain=DOMAIN,
+            metadata={"dataset_id": exc.dataset_id, "file": exc.file, "problem": exc.problem},
+        )
+        return _status(code_pb2.DATA_LOSS, str(exc), (info,))
+    if isinstance(exc, CallEnded):  # nobody reads this status; it ends the call cleanly
+        return _status(exc.code.value[0], str(exc))
     log.error("internal error while serving an RPC", exc_info=exc)
     return _status(code_pb2.INTERNAL, f"internal error ({type(exc).__name__}); see the server log")
 
