@@ -13,6 +13,7 @@ import pyarrow as pa
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from licensecore import wire
+from licensecore.clients.credentials import open_channel
 from licensecore.clients.errors import LicenseCoreServerError, error_from_rpc
 from licensecore.server.errors import InputError
 from licensecore.v1 import licensecore_pb2 as pb
@@ -48,16 +49,31 @@ SERVICE_CONFIG = {
 class LicenseCoreClient:
     """Blocking client; use as a context manager or call ``close()``.
 
-    ``timeout`` (seconds, None for none) applies to every call. Failed calls raise
-    ``LicenseCoreServerError`` or one of its subclasses (``InputRejected``, ``DatasetNotFound``).
+    ``timeout`` (seconds, None for none) applies to every call. ``token`` is sent as a bearer
+    token on every call; ``root_certificates`` (PEM bytes of the CA to trust) makes the channel TLS,
+    ``private_key`` and ``certificate_chain`` add a client certificate (mutual TLS). Failed calls
+    raise ``LicenseCoreServerError`` or one of its subclasses (``InputRejected``,
+    ``DatasetNotFound``, ``Unauthenticated``, ``PermissionDenied``).
     """
 
-    def __init__(self, target: str, *, timeout: float | None = None) -> None:
+    def __init__(
+        self,
+        target: str,
+        *,
+        token: str | None = None,
+        root_certificates: bytes | None = None,
+        private_key: bytes | None = None,
+        certificate_chain: bytes | None = None,
+        timeout: float | None = None,
+    ) -> None:
         options = [
             ("grpc.enable_retries", 1),
             ("grpc.service_config", json.dumps(SERVICE_CONFIG)),
         ]
-        self._channel = grpc.insecure_channel(target, options=options)
+        self._channel = open_channel(
+            target, options, token=token, root_certificates=root_certificates,
+            private_key=private_key, certificate_chain=certificate_chain,
+        )
         self._stub = pb_grpc.LicenseCoreStub(self._channel)
         self._health = health_pb2_grpc.HealthStub(self._channel)
         self._timeout = timeout

@@ -8,6 +8,8 @@ from collections.abc import Mapping, Sequence
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from licensecore.clients.auth_cli import add_tls_ca_argument
+from licensecore.clients.credentials import from_environment
 from licensecore.clients.report import format_table
 from licensecore.clients.tableio import read_tables, write_tables
 from licensecore.server.schema import CONSUMPTION_INPUTS
@@ -22,6 +24,7 @@ def add_whatif_command(subparsers) -> None:
     whatif.add_argument("--scenarios", required=True, metavar="FILE", help="scenarios JSON (SPEC 4)")
     whatif.add_argument("--output", required=True, metavar="DIR", help="where scenario_summary.parquet goes")
     whatif.add_argument("--server", metavar="HOST:PORT", help="compute on this server, not in-process")
+    add_tls_ca_argument(whatif)
     whatif.set_defaults(run=_whatif)
 
 
@@ -30,17 +33,19 @@ def _whatif(args: argparse.Namespace) -> int:
 
     tables = read_tables(args.input, CONSUMPTION_INPUTS)
     scenarios = load_scenarios(args.scenarios)
-    summary = _compute(tables, scenarios, args.server)
+    summary = _compute(tables, scenarios, args.server, args.tls_ca)
     write_tables({"scenario_summary": summary}, args.output)
     print(whatif_summary(summary))
     return 0
 
 
-def _compute(tables: Mapping[str, pa.Table], scenarios: Sequence, server: str | None) -> pa.Table:
+def _compute(
+    tables: Mapping[str, pa.Table], scenarios: Sequence, server: str | None, tls_ca: str | None = None
+) -> pa.Table:
     if server:
         from licensecore.clients.client import LicenseCoreClient
 
-        with LicenseCoreClient(server) as client:
+        with LicenseCoreClient(server, **from_environment(tls_ca)) as client:
             return client.what_if(tables, scenarios)
     from licensecore.server.whatif import what_if
 

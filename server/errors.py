@@ -35,3 +35,25 @@ class InputError(LicenseCoreError):
             f"{where}: {self.problem} at row {self.row} (value {self.value!r}); "
             f"{self.count} row(s) affected"
         )
+
+
+class Unauthenticated(LicenseCoreError):
+    """The call carries no bearer token, or one the server does not know (``reason``:
+    ``TOKEN_MISSING`` or ``TOKEN_UNKNOWN``)."""
+
+    def __init__(self, reason: str, problem: str) -> None:
+        super().__init__(problem)
+        self.reason = reason
+
+
+class PermissionDenied(LicenseCoreError):
+    """The caller's token does not cover a tenant the call carries (``table``, ``tenants``) or a
+    tenant of the stored dataset it names (``dataset_id``; those tenants are not disclosed)."""
+
+    def __init__(
+        self, problem: str, *, table: str = "", tenants: tuple[str, ...] = (), dataset_id: str = ""
+    ) -> None:
+        super().__init__(problem)
+        self.table = table
+        self.tenants = tenants
+        self.dataset_id = dataset_id
