@@ -8,6 +8,7 @@ import ipaddress
 import json
 import os
 import stat
+from types import SimpleNamespace
 
 import grpc
 import pyarrow as pa
@@ -29,7 +30,14 @@ from licensecore.clients.cli import main
 from licensecore.clients.errors import PermissionDenied, Unauthenticated
 from licensecore.server import bundles, consumption
 from licensecore.server.app import create_server
-from licensecore.server.auth import TokenFileError, TokenRegistry, create_token, hash_token
+from licensecore.server.auth import (
+    TokenFileError,
+    TokenInterceptor,
+    TokenRegistry,
+    create_token,
+    current_scope,
+    hash_token,
+)
 from licensecore.server.auth_tls import ExposureRefused, ServerTls, is_loopback
 from licensecore.server.whatif import Scenario
 
@@ -209,6 +217,24 @@ def test_dataset_of_more_tenants_is_hidden_from_a_narrower_token(plain, token_fi
                 assert caught.value.dataset_id == handle
                 assert caught.value.tenants == ()  # the dataset's tenants are not disclosed
                 assert "t2" not in caught.value.message and "t1" not in caught.value.message
+
+
+def test_scope_holds_while_a_response_is_streamed_lazily(token_file):
+    seen = []
+
+    def lazy(request, context):  # a generator: its body runs while gRPC iterates the response
+        seen.append(current_scope().tenants)
+        yield 1
+        seen.append(current_scope().tenants)
+        yield 2
+
+    details = SimpleNamespace(method="/licensecore.v1.LicenseCore/ComputeConsumption",
+                              invocation_metadata=(("authorization", f"Bearer {token_file['t1']}"),))
+    interceptor = TokenInterceptor(TokenRegistry.load(token_file["path"]))
+    handler = interceptor.intercept_service(lambda _: grpc.unary_stream_rpc_method_handler(lazy), details)
+    assert list(handler.unary_stream(None, None)) == [1, 2]
+    assert seen == [{"t1"}, {"t1"}]
+    assert current_scope().tenants is None  # the scope stays inside the call
 
 
 def test_star_token_sees_every_tenant(plain, token_file):
