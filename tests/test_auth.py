@@ -341,9 +341,16 @@ def test_exposed_server_with_insecure_or_tls_and_tokens(pki, token_file, secured
         server.stop(None)
 
 
-def test_serve_cli_refuses_an_exposed_host(capsys):
-    assert main(["serve", "--host", "0.0.0.0", "--port", "0"]) == 1
+def test_serve_cli_refuses_an_exposed_host(tmp_path, capsys):
+    assert main(["serve", "--host", "0.0.0.0", "--port", "0", "--data-dir", str(tmp_path)]) == 1
     assert "refusing to listen on 0.0.0.0:0 without TLS and tokens" in capsys.readouterr().err
+
+
+def test_serve_cli_stops_on_a_malformed_token_file(tmp_path, capsys):
+    path = tmp_path / "tokens.jsonl"
+    path.write_text('{"sha256": "' + "d" * 64 + '", "tenants": "*"}\n{"tenants": "*"\n')
+    assert main(["serve", "--port", "0", "--tokens", str(path), "--data-dir", str(tmp_path)]) == 1
+    assert f"{path}, line 2: not a JSON object" in capsys.readouterr().err
 
 
 # --- token files ----------------------------------------------------------------------------------
