@@ -276,16 +276,16 @@ def test_tls_round_trip_with_root_certificates(tls_server, token_file, pki):
 
 
 def test_plain_text_client_cannot_talk_to_a_tls_server(tls_server, token_file):
-    with _client(tls_server.replace("localhost", "127.0.0.1"), token_file["t1"]) as client:
-        with pytest.raises(LicenseCoreServerError) as caught:
-            client.compute_consumption(T1_ONLY)
+    plain_client = _client(tls_server.replace("localhost", "127.0.0.1"), token_file["t1"])
+    with plain_client as client, pytest.raises(LicenseCoreServerError) as caught:
+        client.compute_consumption(T1_ONLY)
     assert caught.value.code is grpc.StatusCode.UNAVAILABLE
 
 
 def test_tls_client_rejects_a_server_signed_by_another_ca(tls_server, token_file):
-    with _client(tls_server, token_file["t1"], root_certificates=Pki().ca) as client:
-        with pytest.raises(LicenseCoreServerError) as caught:
-            client.health()
+    stranger = _client(tls_server, token_file["t1"], root_certificates=Pki().ca)
+    with stranger as client, pytest.raises(LicenseCoreServerError) as caught:
+        client.health()
     assert caught.value.code is grpc.StatusCode.UNAVAILABLE
 
 
