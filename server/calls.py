@@ -34,7 +34,9 @@ def ensure_active(context: grpc.ServicerContext) -> None:
     """Raise ``CallEnded`` when the caller cancelled or the deadline passed."""
     if not context.is_active():
         expired = context.time_remaining() <= 0
-        raise CallEnded(grpc.StatusCode.DEADLINE_EXCEEDED if expired else grpc.StatusCode.CANCELLED)
+        error = CallEnded(grpc.StatusCode.DEADLINE_EXCEEDED if expired else grpc.StatusCode.CANCELLED)
+        log.info("%s", error)
+        raise error
 
 
 class Slot:

@@ -8,18 +8,23 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
+import grpc
 import pyarrow as pa
 import pytest
 
+from licensecore import wire
 from licensecore.clients import LicenseCoreClient
 from licensecore.clients.errors import DataLoss
 from licensecore.server import consumption, datasets
 from licensecore.server.app import create_server
 from licensecore.server.datasets import DatasetCorrupt, DatasetStore, UnknownDataset
 from licensecore.server.limits import LimitExceeded
+from licensecore.v1 import licensecore_pb2 as pb
+from licensecore.v1 import licensecore_pb2_grpc as pb_grpc
 
 USERS = pa.table({"tenant_id": ["t1", "t1", "t2"], "user_id": ["alice", "bob", "alice"],
                   "status": ["active", "active", "retired"], "org_unit": ["eng", None, "ops"]})
@@ -227,6 +232,30 @@ def test_corrupt_dataset_is_data_loss_through_the_client(tmp_path):
                 client.compute_consumption(handle)
             assert (caught.value.dataset_id, caught.value.file) == (handle, "devices.arrow")
             assert client.health() == "SERVING"
+    finally:
+        server.stop(None)
+
+
+def test_upload_cancelled_mid_stream_stores_nothing(tmp_path):
+    server, port = create_server("127.0.0.1:0", data_dir=tmp_path)
+    sent_all, hold = threading.Event(), threading.Event()
+
+    def requests() -> Iterator[pb.UploadRequest]:
+        for chunk in wire.encode_tables(TABLES):
+            yield pb.UploadRequest(chunk=chunk)
+        sent_all.set()
+        hold.wait(30)  # every table complete, but the stream never ends
+
+    try:
+        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+            upload = pb_grpc.LicenseCoreStub(channel).Upload.future(requests())
+            assert sent_all.wait(10)
+            upload.cancel()
+            hold.set()
+            with LicenseCoreClient(f"127.0.0.1:{port}", timeout=30) as client:
+                assert client.health() == "SERVING"
+                handle = client.upload(TABLES)  # the server goes on; only this dataset is stored
+        assert [p.name for p in tmp_path.iterdir()] == [handle]
     finally:
         server.stop(None)
 

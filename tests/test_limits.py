@@ -137,12 +137,13 @@ class _Blocked:
         self.started = threading.Event()
         self.release = threading.Event()
         self.calls = 0
+        self.answer: dict | None = None  # None: the input users
 
     def __call__(self, tables):
         self.calls += 1
         self.started.set()
         assert self.release.wait(30)
-        return {"users": tables["users"]}
+        return self.answer if self.answer is not None else {"users": tables["users"]}
 
 
 @pytest.fixture
@@ -229,6 +230,18 @@ def test_cancel_mid_download_frees_the_slot(address, stub):
     with LicenseCoreClient(address, timeout=30) as client:
         assert client.compute_consumption(handle).keys() == {"consumption", "license_summary",
                                                              "unlicensed", "chargeback"}
+
+
+def test_cancel_mid_stream_of_a_large_answer_frees_the_slot(address, blocked, stub):
+    big = pa.table({"note": pa.array(["x" * 1_000] * 16_000)})  # ~16 MiB: 16 chunks
+    blocked.release.set()
+    blocked.answer = {"users": big}
+    responses = stub.ComputeConsumptionInline(wire.encode_tables({"users": USERS}))
+    first = next(responses)
+    assert not first.last  # the server is still streaming (held back by flow control)
+    responses.cancel()
+    with LicenseCoreClient(address, timeout=30) as client:  # slot wait 0.3 s: it must be free
+        assert client.compute_consumption({"users": USERS})["users"].equals(big)
 
 
 # --- the building blocks ----------------------------------------------------------------------
