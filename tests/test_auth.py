@@ -237,6 +237,45 @@ def test_scope_holds_while_a_response_is_streamed_lazily(token_file):
     assert current_scope().tenants is None  # the scope stays inside the call
 
 
+def test_dataset_visibility_follows_its_tenants_not_its_uploader(plain, token_file):
+    with _client(plain, token_file["*"]) as owner:
+        handle = owner.upload(T1_ONLY)
+    with _client(plain, token_file["t1"]) as client:
+        _assert_equal(client.compute_consumption(handle), consumption.compute_consumption(T1_ONLY))
+
+
+def test_dataset_scope_holds_after_a_restart(token_file, tmp_path):
+    tokens = TokenRegistry.load(token_file["path"])
+    server, port = create_server("127.0.0.1:0", tokens=tokens, data_dir=tmp_path)
+    try:
+        with _client(f"127.0.0.1:{port}", token_file["*"]) as owner:
+            handle = owner.upload(GOOD)
+    finally:
+        server.stop(None)
+    server, port = create_server("127.0.0.1:0", tokens=tokens, data_dir=tmp_path)
+    try:
+        with _client(f"127.0.0.1:{port}", token_file["t1"]) as client, pytest.raises(PermissionDenied):
+            client.compute_consumption(handle)
+        with _client(f"127.0.0.1:{port}", token_file["*"]) as owner:
+            _assert_equal(owner.compute_consumption(handle), consumption.compute_consumption(GOOD))
+    finally:
+        server.stop(None)
+
+
+@pytest.mark.parametrize("tenant_ids, named", [
+    (pa.array(["t1", "t2"]).dictionary_encode(), ("t2",)),
+    (pa.array(["t1", "t2"], pa.large_string()), ("t2",)),
+    (pa.array(["t1", "t2"], pa.string_view()), ("t2",)),
+    (pa.array([7, 8], pa.int64()), ("7", "8")),
+    (pa.array([[1], [2]]), ("<unreadable list<item: int64> tenant_id>",)),
+], ids=["dictionary", "large_string", "string_view", "int64", "list"])
+def test_tenant_column_of_any_type_is_checked(plain, token_file, tenant_ids, named):
+    users = pa.table({"tenant_id": tenant_ids, "user_id": ["a", "b"]})
+    with _client(plain, token_file["t1"]) as client, pytest.raises(PermissionDenied) as caught:
+        client.compute_consumption({"users": users})
+    assert caught.value.tenants == named
+
+
 def test_star_token_sees_every_tenant(plain, token_file):
     with _client(plain, token_file["*"]) as client:
         _assert_equal(client.compute_consumption(GOOD), consumption.compute_consumption(GOOD))
