@@ -28,7 +28,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from licensecore.server.errors import LicenseCoreError
-from licensecore.server.limits import Limits, LimitExceeded
+from licensecore.server.limits import LimitExceeded, Limits
 
 log = logging.getLogger(__name__)
 

@@ -18,7 +18,7 @@ from licensecore.clients.errors import LicenseCoreServerError, ResourceExhausted
 from licensecore.server import consumption
 from licensecore.server.app import create_server
 from licensecore.server.calls import ComputeSlots, Slot, streamed
-from licensecore.server.limits import KiB, MiB, LimitExceeded, Limits, parse_bytes
+from licensecore.server.limits import KiB, LimitExceeded, Limits, MiB, parse_bytes
 from licensecore.v1 import licensecore_pb2 as pb
 from licensecore.v1 import licensecore_pb2_grpc as pb_grpc
 
