@@ -27,6 +27,7 @@ from test_grpc_bundles import TABLES as BUNDLE_TABLES
 
 from licensecore.clients import LicenseCoreClient, LicenseCoreServerError
 from licensecore.clients.cli import main
+from licensecore.clients.credentials import open_channel
 from licensecore.clients.errors import PermissionDenied, Unauthenticated
 from licensecore.server import bundles, consumption
 from licensecore.server.app import create_server
@@ -157,6 +158,8 @@ def test_health_is_open_but_reflection_needs_a_token(plain, token_file):
     with grpc.insecure_channel(plain) as channel, pytest.raises(grpc.RpcError) as caught:
         ProtoReflectionDescriptorDatabase(channel).get_services()
     assert caught.value.code() is grpc.StatusCode.UNAUTHENTICATED
+    with open_channel(plain, [], token=token_file["t1"]) as channel:
+        assert "licensecore.v1.LicenseCore" in ProtoReflectionDescriptorDatabase(channel).get_services()
 
 
 # --- tenant scopes ------------------------------------------------------------------------------
