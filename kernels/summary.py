@@ -5,6 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from numba import njit
+
+from ._config import JIT
+from .sorting import counting_order
 
 
 @dataclass(frozen=True)
@@ -48,7 +52,28 @@ def chargeback(
     ``row_org`` is an org-unit code, ``n_org`` standing for null so that null sorts last.
     Returns (license, org, consumption).
     """
-    width = n_org + 1
-    groups, inverse = np.unique(row_license * width + row_org, return_inverse=True)
-    sums = np.bincount(inverse.ravel(), weights=consumption, minlength=groups.size)
-    return groups // width, groups % width, sums
+    n_license = int(row_license.max()) + 1 if row_license.size else 0
+    return _group_sums(row_license, row_org, consumption, n_license, n_org + 1)
+
+
+@njit(**JIT)
+def _group_sums(
+    first: np.ndarray, second: np.ndarray, weights: np.ndarray, n_first: int, n_second: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Sum of ``weights`` per distinct (first, second), in that order, by two counting passes.
+
+    Within a group the rows keep their input order, so the sums are those of ``np.bincount``.
+    """
+    order = counting_order(second, n_second, np.arange(first.size))
+    order = counting_order(first, n_first, order)
+    g_first = np.empty(first.size, np.int64)
+    g_second = np.empty(first.size, np.int64)
+    sums = np.zeros(first.size, np.float64)
+    k = -1
+    for r in order:
+        if k < 0 or first[r] != g_first[k] or second[r] != g_second[k]:
+            k += 1
+            g_first[k] = first[r]
+            g_second[k] = second[r]
+        sums[k] += weights[r]
+    return g_first[:k + 1], g_second[:k + 1], sums[:k + 1]

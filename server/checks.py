@@ -16,11 +16,24 @@ def unique_keys(
     """The key space of a key column; the first row repeating an earlier row's key is an error."""
     space = KeySpace(keys, width)
     if len(space) < np.count_nonzero(keys >= 0):
-        order = np.argsort(keys, kind="stable")
-        repeat = np.zeros(keys.size, np.bool_)
-        repeat[order[1:]] = keys[order][1:] == keys[order][:-1]
-        first_row(table, column, repeat, values, problem)
+        distinct_codes(table, column, space.lookup(keys), values, problem)
     return space
+
+
+def distinct_codes(
+    table: str, column: str, codes: np.ndarray, values: pa.ChunkedArray,
+    problem: str = "duplicate key",
+) -> None:
+    """The first row whose code (-1: null, ignored) repeats an earlier row's is an error.
+
+    For a key column whose entities are coded in a key space shared with other tables.
+    """
+    present = codes[codes >= 0]
+    if present.size and np.bincount(present).max() > 1:
+        order = np.argsort(codes, kind="stable")
+        repeat = np.zeros(codes.size, np.bool_)
+        repeat[order[1:]] = (codes[order][1:] == codes[order][:-1]) & (codes[order][1:] >= 0)
+        first_row(table, column, repeat, values, problem)
 
 
 def resolve(

@@ -18,7 +18,7 @@ from licensecore.kernels.summary import chargeback, license_totals
 
 from .encode import Dictionary, KeySpace, composite, decode
 from .schema import APPLICATION, CONSUMPTION_INPUTS, CONSUMPTION_OUTPUTS, LICENSE, PARTY
-from .checks import resolve, unique_keys
+from .checks import distinct_codes, resolve, unique_keys
 from .tables import first_row, normalize_tables
 
 
@@ -74,12 +74,12 @@ class _Encoded:
                 self.party.codes,
             )
         )
-        unique_keys("users", "user_id", user_key, users.column("user_id"), pw)
-        unique_keys("devices", "device_id", device_key, devices.column("device_id"), pw)
         self.party_space = KeySpace(np.concatenate([user_key, device_key]), pw)
         n_party = len(self.party_space)
         user_code = self.party_space.lookup(user_key)
         device_code = self.party_space.lookup(device_key)
+        distinct_codes("users", "user_id", user_code, users.column("user_id"))
+        distinct_codes("devices", "device_id", device_code, devices.column("device_id"))
         is_user = np.zeros(n_party, np.bool_)
         is_user[user_code] = True
         is_device = np.zeros(n_party, np.bool_)
