@@ -151,12 +151,14 @@ class LicenseCoreClient:
 
     def what_if(
         self, tables_or_handle: Mapping[str, pa.Table] | str, scenarios: Sequence[Scenario]
-    ) -> pa.Table:
-        """SPEC section 4 (licenses scenarios): `scenario_summary`, sorted by (scenario,
-        tenant_id, license_id), on a dataset handle (str) or on inline tables (a mapping)."""
+    ) -> dict[str, pa.Table]:
+        """SPEC section 4: `scenario_summary`, `pool_scenario_summary` and
+        `bundle_scenario_summary`, each sorted by (scenario, tenant_id, key), on a dataset handle
+        (str) or on inline tables (a mapping)."""
         scenario_chunks = [
             pb.ScenarioChunk(scenario=s.name, chunk=c)
-            for s in scenarios for c in wire.table_chunks("licenses", s.licenses)
+            for s in scenarios for part in ("licenses", "bundles", "pools")
+            for c in wire.table_chunks(part, getattr(s, part))
         ]
         if isinstance(tables_or_handle, str):
             request = pb.WhatIfRequest(dataset_id=tables_or_handle, scenarios=scenario_chunks)
@@ -171,14 +173,16 @@ class LicenseCoreClient:
         try:
             for result in results:
                 by_name.setdefault(result.scenario, []).append(result.chunk)
-            parts = {name: wire.decode_tables(chunks)["scenario_summary"] for name, chunks in by_name.items()}
+            parts = {name: wire.decode_tables(chunks) for name, chunks in by_name.items()}
+            names = sorted(parts)
+            return {table: pa.concat_tables([parts[name][table] for name in names])
+                    for table in parts[names[0]]}
         except grpc.RpcError as error:
             raise error_from_rpc(error) from None
-        except (InputError, KeyError) as error:
+        except (InputError, KeyError, IndexError, pa.ArrowInvalid) as error:
             raise LicenseCoreServerError(
                 grpc.StatusCode.DATA_LOSS, f"undecodable response: {error}"
             ) from error
-        return pa.concat_tables([parts[name] for name in sorted(parts)])
 
     def health(self, service: str = "") -> str:
         """Health of the server ("") or of one service: "SERVING", "NOT_SERVING", ..."""

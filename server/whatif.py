@@ -1,12 +1,16 @@
-"""Section 4 of SPEC.md (what-if scenarios for consumption): the base and every scenario over the
-same loaded data, as one ``scenario_summary`` table.
+"""Section 4 of SPEC.md (what-if scenarios): the base and every scenario over the same loaded data.
 
-The work every scenario shares is done once: validation, id encoding, the base computation and
-the license components (licenses joined through the applications they share). A scenario then
-only replaces license arrays of the encoded ``ConsumptionInput`` and recomputes the components
-its changed licenses belong to: the SPEC's rules never let one component's licenses affect
-another's (a pair's candidates are the licenses of its application; consumption, spill-over and
-over-utilisation are per license), so every other license keeps its base totals exactly.
+Outputs: ``scenario_summary`` (licenses, SPEC 4) and, for bundle resolution, the tables of
+``whatif_bundles`` (``pool_scenario_summary``, ``bundle_scenario_summary``); every input gives all
+three, empty when it has no licenses or no pools and bundles.
+
+For consumption, the work every scenario shares is done once: validation, id encoding, the base
+computation and the license components (licenses joined through the applications they share). A
+scenario then only replaces license arrays of the encoded ``ConsumptionInput`` and recomputes the
+components its changed licenses belong to: the SPEC's rules never let one component's licenses
+affect another's (a pair's candidates are the licenses of its application; consumption, spill-over
+and over-utilisation are per license), so every other license keeps its base totals exactly.
+What bundle and pool scenarios share and recompute is stated in ``whatif_bundles``.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ import dataclasses
 import json
 import os
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pyarrow as pa
@@ -28,48 +32,65 @@ from licensecore.kernels.summary import license_totals
 from .consumption import _Encoded
 from .encode import composite, decode
 from .errors import InputError
-from .schema import CONSUMPTION_INPUTS, LICENSE
-from .tables import first_row, is_string_like, normalize_tables
+from .schema import BUNDLE_INPUTS, CONSUMPTION_INPUTS, LICENSE
+from .tables import first_row, normalize_tables
+from .whatif_bundles import BUNDLE_TABLE, POOL_TABLE, BundleScenarios
+from .whatif_rows import key_codes, normalized_rows, replacement_columns, valid
 
 BASE = "base"
 TABLE = "scenario_summary"
-KEYS = ("tenant_id", "license_id")
-# Replacement rows: the `licenses` columns, every non-key one optional with no default
-# (a null cell keeps the base value).
-REPLACEMENT_COLUMNS = tuple(
-    c if c.name in KEYS else dataclasses.replace(c, default=None) for c in CONSUMPTION_INPUTS["licenses"]
-)
-_LICENSE_COLUMNS = frozenset(c.name for c in REPLACEMENT_COLUMNS)
-# Scenario parts of SPEC 4 that this engine does not take yet.
-UNSUPPORTED = ("bundles", "pools")
+# The output tables, in the order they are streamed for each scenario.
+OUTPUTS = (TABLE, POOL_TABLE, BUNDLE_TABLE)
+# The input tables a what-if reads: those of consumption and of bundle resolution.
+INPUTS = (*CONSUMPTION_INPUTS, *BUNDLE_INPUTS)
+# The replaceable tables of a scenario and their key columns.
+PARTS = {"licenses": ("tenant_id", "license_id"), "bundles": ("tenant_id", "bundle_id"),
+         "pools": ("tenant_id", "pool_id")}
+REPLACEMENT_COLUMNS = replacement_columns(CONSUMPTION_INPUTS["licenses"], PARTS["licenses"])
+
+
+def _no_rows(part: str) -> pa.Table:
+    return pa.table({k: pa.array([], pa.null()) for k in PARTS[part]})
 
 
 @dataclass(frozen=True)
 class Scenario:
-    """A named set of replacement rows for `licenses`: (tenant_id, license_id) plus any subset of
-    the license columns; null cells keep the base value."""
+    """A named set of replacement rows for `licenses`, `bundles` and `pools` (each part: its key
+    columns plus any subset of the table's other columns; null cells keep the base value)."""
 
     name: str
-    licenses: pa.Table
+    licenses: pa.Table = field(default_factory=lambda: _no_rows("licenses"))
+    bundles: pa.Table = field(default_factory=lambda: _no_rows("bundles"))
+    pools: pa.Table = field(default_factory=lambda: _no_rows("pools"))
 
 
-def what_if(tables: Mapping[str, pa.Table], scenarios: Sequence[Scenario]) -> pa.Table:
-    """`scenario_summary` of the base and every scenario, sorted by (scenario, tenant_id,
-    license_id); scenario names compare in code-point order, `base` like any other name.
+def what_if(tables: Mapping[str, pa.Table], scenarios: Sequence[Scenario]) -> dict[str, pa.Table]:
+    """The tables of ``OUTPUTS`` for the base and every scenario, each sorted by (scenario,
+    tenant_id, key); scenario names compare in code-point order, `base` like any other name.
 
     Raises ``InputError`` for bad input (tables or scenarios); nothing is computed then.
     """
     parts = dict(start_what_if(tables, scenarios))
-    return pa.concat_tables([parts[name] for name in sorted(parts)])
+    return {table: pa.concat_tables([parts[name][table] for name in sorted(parts)]) for table in OUTPUTS}
 
 
 def start_what_if(
     tables: Mapping[str, pa.Table], scenarios: Sequence[Scenario]
-) -> Iterator[tuple[str, pa.Table]]:
+) -> Iterator[tuple[str, dict[str, pa.Table]]]:
     """Validate everything now (raising ``InputError``), then return an iterator that computes the
-    base and each scenario in turn, yielding (name, that scenario's rows) as each finishes."""
-    prepared = _Prepared(tables, scenarios)
-    return prepared.results()
+    base and each scenario in turn, yielding (name, that scenario's rows of each output table) as
+    each finishes."""
+    _check_names(scenarios)
+    licenses = _LicenseScenarios(tables, scenarios)
+    bundles = BundleScenarios(tables)
+    changes = [bundles.apply(s.name, s.bundles, s.pools) for s in scenarios]
+    return _results(licenses, bundles, changes)
+
+
+def _results(licenses: _LicenseScenarios, bundles: BundleScenarios,
+             changes: list) -> Iterator[tuple[str, dict[str, pa.Table]]]:
+    for (name, summary), change in zip(licenses.results(), [None, *changes]):
+        yield name, {TABLE: summary, **bundles.tables(name, change)}
 
 
 def load_scenarios(path: str | os.PathLike) -> list[Scenario]:
@@ -90,37 +111,37 @@ def parse_scenarios(data: object) -> list[Scenario]:
     for i, item in enumerate(data):
         if not isinstance(item, dict):
             raise InputError("scenarios", "", i, item, 1, "a scenario must be a JSON object")
-        extra = sorted(set(item) - {"name", "licenses", *UNSUPPORTED})
+        extra = sorted(set(item) - {"name", *PARTS})
         if extra:
             raise InputError("scenarios", extra[0], i, item.get("name"), 1,
                              "unknown key (expected name, licenses, bundles, pools)")
         name = item.get("name")
         if not isinstance(name, str):
             raise InputError("scenarios", "name", i, name, 1, "a scenario needs a string name")
-        for part in UNSUPPORTED:
-            if item.get(part):
-                raise InputError("scenarios", part, i, name, 1,
-                                 f"{part} scenarios are not supported yet (only licenses)")
-        rows = item.get("licenses") or []
-        if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
-            raise InputError("scenarios", "licenses", i, name, 1, "licenses must be a list of objects")
-        out.append(Scenario(name, _rows_table(i, name, rows)))
+        parts = {}
+        for part in PARTS:
+            rows = item.get(part) or []
+            if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
+                raise InputError("scenarios", part, i, name, 1, f"{part} must be a list of objects")
+            parts[part] = _rows_table(i, name, part, rows)
+        out.append(Scenario(name, **parts))
     return out
 
 
-def _rows_table(index: int, name: str, rows: list[dict]) -> pa.Table:
+def _rows_table(index: int, name: str, part: str, rows: list[dict]) -> pa.Table:
+    keys = PARTS[part]
     columns = list(dict.fromkeys(key for row in rows for key in row))
-    for key in KEYS:
+    for key in keys:
         if key not in columns:
-            columns.insert(KEYS.index(key), key)
+            columns.insert(keys.index(key), key)
     arrays = {}
     for column in columns:
         try:
             arrays[column] = pa.array([row.get(column) for row in rows])
         except (pa.ArrowException, TypeError, ValueError, OverflowError) as exc:
-            raise InputError("scenarios", f"licenses.{column}", index, name, 1,
+            raise InputError("scenarios", f"{part}.{column}", index, name, 1,
                              f"values of mixed or unsupported types ({exc})") from None
-    return pa.table(arrays) if arrays else pa.table({k: pa.array([], pa.null()) for k in KEYS})
+    return pa.table(arrays) if rows else _no_rows(part)
 
 
 @dataclass
@@ -169,11 +190,11 @@ _CONVERT = {
 }
 
 
-class _Prepared:
-    """Validated inputs and scenarios, the encoding, and the base result: shared by all scenarios."""
+class _LicenseScenarios:
+    """Validated inputs and license scenarios, the encoding, and the base result: shared by all
+    scenarios."""
 
     def __init__(self, tables: Mapping[str, pa.Table], scenarios: Sequence[Scenario]) -> None:
-        _check_names(scenarios)
         self.t, self.id_types = normalize_tables(tables, CONSUMPTION_INPUTS)
         enc = self.enc = _Encoded(self.t)
         x = enc.input
@@ -204,46 +225,23 @@ class _Prepared:
     def _apply(self, scenario: Scenario) -> _Licenses:
         """The scenario's license arrays; raises ``InputError`` naming the scenario."""
         label = f"scenario[{scenario.name}].licenses"
-        repl = scenario.licenses
-        unknown = [c for c in repl.column_names if c not in _LICENSE_COLUMNS]
-        if unknown:
-            raise InputError(label, unknown[0], -1, None, repl.num_rows,
-                             "unknown column (expected columns of licenses)")
-        base_type = self.id_types[LICENSE]
-        if "license_id" in repl.column_names:
-            t = repl.schema.field("license_id").type
-            if not pa.types.is_null(t) and is_string_like(t) != is_string_like(base_type):
-                raise InputError(label, "license_id", -1, None, repl.num_rows,
-                                 f"wrong type {t}: license ids are {base_type} in licenses")
-        r = normalize_tables({label: repl}, {label: REPLACEMENT_COLUMNS})[0][label]
+        r = normalized_rows(label, "licenses", scenario.licenses, REPLACEMENT_COLUMNS, self.id_types)
         enc = self.enc
-        tenant = np.asarray(pc.index_in(r.column("tenant_id"), value_set=enc.tenants.values)
-                            .fill_null(-1).to_numpy(), np.int64)
-        ids = r.column("license_id").cast(enc.license.values.type)
-        lic = np.asarray(pc.index_in(ids, value_set=enc.license.values).fill_null(-1).to_numpy(), np.int64)
-        key = np.where((tenant >= 0) & (lic >= 0), composite(tenant, lic, len(enc.license)), -1)
-        code = enc.license_space.lookup(key)
-        first_row(label, "license_id", code < 0, r.column("license_id"),
-                  "no such license (tenant_id, license_id) in licenses")
-        order = np.argsort(code, kind="stable")
-        repeat = np.zeros(code.size, np.bool_)
-        repeat[order[1:]] = code[order][1:] == code[order][:-1]
-        first_row(label, "license_id", repeat, r.column("license_id"),
-                  "duplicate replacement row for (tenant_id, license_id)")
-
+        code = key_codes(label, r, "license_id", enc.tenants.values, enc.license, enc.license_space,
+                         "licenses")
         new = self.base.copy()
-        for column, (field, convert) in _CONVERT.items():
+        for column, (name, convert) in _CONVERT.items():
             values = r.column(column)
-            valid = np.asarray(values.is_valid().to_numpy(zero_copy_only=False), np.bool_)
-            if not valid.any():
+            given = valid(values)
+            if not given.any():
                 continue
-            target = getattr(new, field)
+            target = getattr(new, name)
             if isinstance(convert, int):  # one column of the points matrix
-                target[code[valid], convert] = np.asarray(values.to_numpy(zero_copy_only=False), np.float64)[valid]
+                target[code[given], convert] = np.asarray(values.to_numpy(zero_copy_only=False), np.float64)[given]
                 continue
             filled = values.fill_null(_zero(values.type))
             converted = convert(filled) if convert else np.asarray(filled.to_numpy(), target.dtype)
-            target[code[valid]] = converted[valid].astype(target.dtype)
+            target[code[given]] = converted[given].astype(target.dtype)
         self._check_metric(label, r, code, new)
         return new
 
@@ -325,6 +323,7 @@ def _zero(t: pa.DataType) -> pa.Scalar:
 
 
 def _check_names(scenarios: Sequence[Scenario]) -> None:
+    """Names non-empty, unique and not `base`; every part an Arrow table."""
     seen: set[str] = set()
     for i, s in enumerate(scenarios):
         if not isinstance(s.name, str) or not s.name:
@@ -335,8 +334,9 @@ def _check_names(scenarios: Sequence[Scenario]) -> None:
         if s.name in seen:
             raise InputError("scenarios", "name", i, s.name, 1, "duplicate scenario name")
         seen.add(s.name)
-        if not isinstance(s.licenses, pa.Table):
-            raise InputError("scenarios", "licenses", i, s.name, 1, "licenses must be an Arrow table")
+        for part in PARTS:
+            if not isinstance(getattr(s, part), pa.Table):
+                raise InputError("scenarios", part, i, s.name, 1, f"{part} must be an Arrow table")
 
 
 def _components(link_license: np.ndarray, link_app: np.ndarray, n_license: int, n_app: int) -> np.ndarray:

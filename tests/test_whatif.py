@@ -19,7 +19,7 @@ from licensecore.clients.cli import main
 from licensecore.server.app import create_server
 from licensecore.server.consumption import compute_consumption
 from licensecore.server.errors import InputError
-from licensecore.server.whatif import Scenario, load_scenarios, parse_scenarios, what_if
+from licensecore.server.whatif import TABLE, Scenario, load_scenarios, parse_scenarios, what_if
 from strategies import consumption_inputs, describe
 from test_reconciliation import _seed_thread
 
@@ -92,7 +92,7 @@ def inputs_and_scenarios(draw: st.DrawFn):
 @settings(max_examples=60)
 def test_each_scenario_equals_a_full_computation_with_its_licenses(case):
     tables, scenarios = case
-    got = what_if(tables, scenarios)
+    got = what_if(tables, scenarios)[TABLE]
     assert got.column_names == COLUMNS
     base_summary = compute_consumption(tables)["license_summary"]
     want = {"base": _expected(tables, "base", base_summary)}
@@ -109,7 +109,7 @@ def test_seed_thread_scenario_brings_27_down_to_1():
     tables = _seed_thread(allocations_consume=True)
     fix = Scenario("multiple_use 0", pa.table({"tenant_id": ["t"], "license_id": ["E3"],
                                                "multiple_use": [0]}))
-    rows = what_if(tables, [fix]).to_pylist()
+    rows = what_if(tables, [fix])[TABLE].to_pylist()
     assert [(r["scenario"], r["consumed"], r["delta_consumed"]) for r in rows] == [
         ("base", 27.0, 0.0), ("multiple_use 0", 1.0, -26.0)]
 
@@ -124,7 +124,7 @@ def test_forcing_a_license_that_had_no_consumers_at_all():
     }
     force = Scenario("force", pa.table({"tenant_id": ["t"], "license_id": ["L"],
                                         "allocations_consume": [True]}))
-    rows = what_if(tables, [force]).to_pylist()
+    rows = what_if(tables, [force])[TABLE].to_pylist()
     assert [(r["scenario"], r["consumed"]) for r in rows] == [("base", 0.0), ("force", 0.125)]
 
 
@@ -147,7 +147,7 @@ def test_priority_and_unit_cost_change_spill_over_and_cost():
                                     "entitlements": [1, None], "unit_cost": [None, 4.0]})),
     ]
     got = {(r["scenario"], r["license_id"]): (r["consumed"], r["shortfall_cost"])
-           for r in what_if(tables, scenarios).to_pylist()}
+           for r in what_if(tables, scenarios)[TABLE].to_pylist()}
     assert got[("base", "L1")] == (2.0, 0.0) and got[("base", "L2")] == (3.0, 0.0)
     assert got[("swap", "L1")] == (0.0, 0.0) and got[("swap", "L2")] == (5.0, 0.0)
     # L2 full after d3: d4, d5 spill back to L1 (no true_up), 4 on L1 with 2 entitlements.
@@ -186,8 +186,9 @@ def test_bad_scenarios_are_rejected_naming_them(scenarios, table, column, match)
 
 @pytest.mark.parametrize("data, column, row, match", [
     ({"name": "x"}, "", -1, "JSON list"),
-    ([{"name": "a"}, {"name": "b", "bundles": [{"bundle_id": "B"}]}], "bundles", 1, "not supported yet"),
-    ([{"name": "a", "pools": [{"pool_id": "P"}]}], "pools", 0, "not supported yet"),
+    ([{"name": "a"}, {"name": "b", "bundles": {"bundle_id": "B"}}], "bundles", 1, "list of objects"),
+    ([{"name": "a", "pools": [{"pool_id": "P", "capacity": "x"}, {"capacity": 1}]}], "pools.capacity", 0,
+     "mixed"),
     ([{"licenses": []}], "name", 0, "string name"),
     ([{"name": "a", "license": []}], "license", 0, "unknown key"),
     ([{"name": "a", "licenses": [{"tenant_id": "t", "license_id": "E3", "multiple_use": "x"}, {"multiple_use": 1}]}],
@@ -208,7 +209,7 @@ def test_scenario_file_empty_lists_and_null_cells():
                                       "unit_cost": None}], "bundles": [], "pools": []},
         {"name": "nothing"},
     ])
-    rows = what_if(_seed_thread(True), scenarios).to_pylist()
+    rows = what_if(_seed_thread(True), scenarios)[TABLE].to_pylist()
     assert [(r["scenario"], r["consumed"]) for r in rows] == [("base", 27.0), ("fix", 1.0), ("nothing", 27.0)]
 
 
@@ -237,13 +238,14 @@ def _bench_scenarios(tables: dict[str, pa.Table]) -> list[Scenario]:
 def test_grpc_by_handle_and_inline_equal_in_process(server_address):
     tables = generate("S", seed=5)
     scenarios = _bench_scenarios(tables)
-    local = what_if(tables, scenarios)
+    outputs = what_if(tables, scenarios)
+    local = outputs[TABLE]
     assert set(local["scenario"].to_pylist()) == {"base", "no multiple use", "half", "empty"}
     with LicenseCoreClient(server_address) as client:
         handle = client.upload(tables)
-        assert client.what_if(handle, scenarios).equals(local)
-        assert client.what_if(tables, scenarios).equals(local)
-        assert client.what_if(handle, []).equals(local.filter(pc.equal(local["scenario"], "base")))
+        assert client.what_if(handle, scenarios) == outputs
+        assert client.what_if(tables, scenarios) == outputs
+        assert client.what_if(handle, [])[TABLE].equals(local.filter(pc.equal(local["scenario"], "base")))
         with pytest.raises(InputRejected) as info:
             client.what_if(handle, [Scenario("base", scenarios[0].licenses)])
         assert (info.value.table, info.value.column) == ("scenarios", "name")
@@ -265,9 +267,9 @@ def test_cli_in_process_and_through_server_identical(server_address, tmp_path, c
 
 def test_cli_bad_scenarios_exit_2_and_write_nothing(tmp_path, capsys):
     write_dir(_seed_thread(True), tmp_path / "in")
-    (tmp_path / "s.json").write_text(json.dumps([{"name": "p", "pools": [{"pool_id": "P"}]}]))
+    (tmp_path / "s.json").write_text(json.dumps([{"name": "p", "pools": [{"tenant_id": "t", "pool_id": "P"}]}]))
     args = ["whatif", "--input", str(tmp_path / "in"), "--scenarios", str(tmp_path / "s.json"),
             "--output", str(tmp_path / "out")]
     assert main(args) == 2
-    assert "not supported yet" in capsys.readouterr().err
+    assert "scenario[p].pools.pool_id: no such pool" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()

@@ -142,9 +142,10 @@ class LicenseCoreServicer:
         raise NotImplementedError('Method not implemented!')
 
     def WhatIf(self, request, context):
-        """SPEC section 4 (what-if scenarios, licenses replacement rows) on an uploaded dataset. Streams
-        the rows of `scenario_summary` scenario by scenario as each is computed: `base` first, then
-        the scenarios in request order. Safe to retry (it has no side effects).
+        """SPEC section 4 (what-if scenarios: replacement rows for licenses, bundles and pools) on an
+        uploaded dataset. Streams the rows of `scenario_summary`, `pool_scenario_summary` and
+        `bundle_scenario_summary` scenario by scenario as each is computed: `base` first, then the
+        scenarios in request order. Safe to retry (it has no side effects).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
