@@ -29,6 +29,7 @@ from licensecore.clients.credentials import from_environment
 from licensecore.clients.errors import InputRejected, LicenseCoreServerError
 from licensecore.clients.graph.cli import add_graph_commands
 from licensecore.clients.limits_cli import add_serve_limit_arguments, serve_limits
+from licensecore.clients.loadtest_cli import add_loadtest_command
 from licensecore.clients.report import (
     bundles_summary,
     consumption_summary,
@@ -113,6 +114,7 @@ def _parser() -> argparse.ArgumentParser:
     demo.set_defaults(run=_demo)
 
     add_bench_command(sub)
+    add_loadtest_command(sub)
     return parser
 
 
