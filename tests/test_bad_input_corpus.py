@@ -9,14 +9,15 @@ cycles, a 10 MB id, a huge numeric literal) must equal the in-process result. Af
 server still reports SERVING and computes a good dataset exactly.
 
 The cases cover every input table of SPEC sections 1, 2 and 3, the chunk stream itself (corrupt,
-truncated, repeated, unknown, unfinished), the options of the inline calls, collection filters and
-dataset handles.
+truncated, repeated, unknown, unfinished), the options of the inline calls, collection filters,
+the server limits (a stream that never ends, a row count beyond ``max_rows``, a message beyond
+gRPC's maximum) and dataset handles (unknown, empty, a path, injection text).
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -34,12 +35,15 @@ from licensecore.server.app import create_server
 from licensecore.server.bundles import resolve_bundles
 from licensecore.server.consumption import compute_consumption
 from licensecore.server.errors import InputError
+from licensecore.server.limits import MiB, Limits
 from licensecore.server.reconciliation import reconcile
 from licensecore.server.whatif import Scenario, what_if
 from licensecore.v1 import licensecore_pb2 as pb
 from licensecore.v1 import licensecore_pb2_grpc as pb_grpc
 
 T = "t1"
+# The corpus server's limits: small enough to reach quickly, large enough for the legal cases.
+LIMITS = Limits(max_request_bytes=64 * MiB, max_rows=1_000_000)
 HUGE_ID = "x" * (10 << 20)  # a 10 MB id
 AS_OF = {"as_of": dt.datetime(2026, 1, 1)}  # reconcile deterministically
 
@@ -108,7 +112,8 @@ class Case:
     """One request and the answer it must get.
 
     ``send(client, stub)`` makes the call. ``code`` None means the call is legal and its outputs
-    must equal ``want()``. Otherwise ``reason`` and ``metadata`` are the exact ErrorInfo,
+    must equal ``want()``. Otherwise ``reason`` and ``metadata`` are the exact ErrorInfo (no
+    ErrorInfo at all when ``reason`` is empty),
     ``field`` the BadRequest field (bad input only) and ``phrase`` a part of the message;
     ``in_process`` (tables cases) must raise an ``InputError`` with the same message.
     """
@@ -205,6 +210,34 @@ def unknown_dataset(id: str, method: str, dataset_id: str) -> Case:
 
     return Case(id, send, grpc.StatusCode.NOT_FOUND, "DATASET_NOT_FOUND",
                 {"dataset_id": dataset_id}, phrase="unknown dataset")
+
+
+def beyond_limit(id: str, rpc: str, chunks: Callable[[], Iterator[pb.TableChunk]],
+                 metadata: dict[str, str], phrase: str = "") -> Case:
+    """A stream beyond a server limit: RESOURCE_EXHAUSTED with ErrorInfo LIMIT_EXCEEDED naming the
+    limit, its maximum and the value asked (no ErrorInfo when gRPC itself refuses a message)."""
+
+    def send(client: LicenseCoreClient, stub: pb_grpc.LicenseCoreStub) -> Any:
+        if rpc == "Upload":
+            return stub.Upload(pb.UploadRequest(chunk=c) for c in chunks())
+        return list(stub.ComputeConsumptionInline(chunks()))
+
+    return Case(id, send, grpc.StatusCode.RESOURCE_EXHAUSTED, "LIMIT_EXCEEDED" if metadata else "",
+                metadata, phrase=phrase)
+
+
+def endless() -> Iterator[pb.TableChunk]:
+    """A table whose last chunk never comes."""
+    while True:
+        yield ENDLESS_CHUNK
+
+
+ENDLESS_CHUNK = pb.TableChunk(table="installations", data=bytes(wire.CHUNK_BYTES))
+
+
+def _cut_at(message_bytes: int) -> int:
+    """The request bytes counted when an endless stream of ``message_bytes`` messages is cut."""
+    return (LIMITS.max_request_bytes // message_bytes + 1) * message_bytes
 
 
 def _chunks(name: str, table: pa.Table) -> list[pb.TableChunk]:
@@ -421,12 +454,30 @@ CASES: list[Case] = [
                          pb.BundleOptions(max_remove_fraction=0.1)),
     options_after_chunks("reconcile-options-after-chunks", "Reconcile", directory_base(),
                          pb.ReconcileOptions(inactive_days=30)),
+    # server limits
+    beyond_limit("stream-never-ends-upload", "Upload", endless,
+                 {"limit": "max_request_bytes", "maximum": str(LIMITS.max_request_bytes),
+                  "value": str(_cut_at(pb.UploadRequest(chunk=ENDLESS_CHUNK).ByteSize()))}),
+    beyond_limit("stream-never-ends-inline", "ComputeConsumptionInline", endless,
+                 {"limit": "max_request_bytes", "maximum": str(LIMITS.max_request_bytes),
+                  "value": str(_cut_at(ENDLESS_CHUNK.ByteSize()))}),
+    beyond_limit("row-count-beyond-max_rows", "Upload", lambda: iter(_last(_ipc(USERS), rows=10**12)),
+                 {"limit": "max_rows", "maximum": str(LIMITS.max_rows), "value": str(10**12),
+                  "subject": "users"}),
+    beyond_limit("message-beyond-max_message_bytes", "ComputeConsumptionInline",
+                 lambda: iter(_last(bytes(LIMITS.max_message_bytes + 1))), {}, "larger than max"),
     # dataset handles
     unknown_dataset("dataset-unknown", "ComputeConsumption", "0" * 32),
     unknown_dataset("dataset-path-traversal", "ResolveBundles", "../../../../etc/passwd"),
     unknown_dataset("dataset-empty-id", "Reconcile", ""),
     unknown_dataset("dataset-injection", "WhatIf", "'; DROP TABLE datasets; --" * 20),
 ]
+
+
+def _assert_equal(got: Mapping[str, pa.Table], want: Mapping[str, pa.Table]) -> None:
+    assert got.keys() == want.keys()
+    for name in want:
+        assert got[name].equals(want[name]), name
 
 
 def _error(exc: BaseException) -> LicenseCoreServerError:
@@ -442,8 +493,10 @@ def _details(error: LicenseCoreServerError, kind: type) -> list:
 
 
 @pytest.fixture(scope="module")
-def server_address():
-    server, port = create_server("127.0.0.1:0")
+def server_address(tmp_path_factory):
+    # With a data directory, so hostile handles (a path, an empty id) meet the disk store too.
+    server, port = create_server("127.0.0.1:0", limits=LIMITS,
+                                 data_dir=tmp_path_factory.mktemp("datasets"))
     yield f"127.0.0.1:{port}"
     server.stop(None)
 
@@ -468,20 +521,19 @@ def test_the_corpus_is_large_and_names_are_unique():
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
 def test_bad_input_gets_exact_status_and_details(case: Case, client, stub):
     if case.code is None:
-        got = case.send(client, stub)
-        want = case.want()
-        assert got.keys() == want.keys()
-        for name in want:
-            assert got[name].equals(want[name]), name
+        _assert_equal(case.send(client, stub), case.want())
         return
     with pytest.raises((grpc.RpcError, LicenseCoreServerError)) as caught:
         case.send(client, stub)
     error = _error(caught.value)
     assert error.code is case.code, error.message
     infos = _details(error, error_details_pb2.ErrorInfo)
-    assert len(infos) == 1, error.details
-    assert (infos[0].domain, infos[0].reason) == ("licensecore", case.reason)
-    assert dict(infos[0].metadata) == case.metadata
+    if case.reason:
+        assert len(infos) == 1, error.details
+        assert (infos[0].domain, infos[0].reason) == ("licensecore", case.reason)
+        assert dict(infos[0].metadata) == case.metadata
+    else:
+        assert infos == []
     if case.field is not None:
         violations = [v.field for d in _details(error, error_details_pb2.BadRequest)
                       for v in d.field_violations]
@@ -502,9 +554,7 @@ def test_server_is_healthy_and_exact_after_the_corpus(client):
         (client.reconcile(tables, **AS_OF), reconcile(tables, **AS_OF)),
         (client.resolve_bundles(build(bundle_base())), resolve_bundles(build(bundle_base()))),
     ]:
-        assert got.keys() == want.keys()
-        for name in want:
-            assert got[name].equals(want[name]), name
+        _assert_equal(got, want)
     scenario = Scenario("more", pa.table({"tenant_id": [T], "license_id": ["L1"], "entitlements": [1]}))
     consumption_tables = build(base())
-    assert client.what_if(consumption_tables, [scenario]).equals(what_if(consumption_tables, [scenario]))
+    _assert_equal(client.what_if(consumption_tables, [scenario]), what_if(consumption_tables, [scenario]))
