@@ -40,13 +40,16 @@ def _rows(rng: np.random.Generator, table: pa.Table, key: str, per_scenario: int
 def scenarios_for(tables: dict[str, pa.Table], n: int, seed: int = 0, per_scenario: int = 3) -> list[Scenario]:
     """``n`` scenarios of ``per_scenario`` replacement rows each, over licenses of one tenant."""
     rng = np.random.default_rng(seed)
-    changes = lambda k: (  # noqa: E731
-        ("multiple_use", pa.int32(), rng.integers(0, 6, k)),
-        ("entitlements", pa.int64(), rng.integers(0, 500, k)),
-        ("priority", pa.int32(), rng.integers(-2, 3, k)),
-        ("allocations_consume", pa.bool_(), rng.random(k) < 0.5),
-        ("unit_cost", pa.float64(), rng.integers(0, 400, k) / 4),
-    )
+
+    def changes(k: int) -> tuple:
+        return (
+            ("multiple_use", pa.int32(), rng.integers(0, 6, k)),
+            ("entitlements", pa.int64(), rng.integers(0, 500, k)),
+            ("priority", pa.int32(), rng.integers(-2, 3, k)),
+            ("allocations_consume", pa.bool_(), rng.random(k) < 0.5),
+            ("unit_cost", pa.float64(), rng.integers(0, 400, k) / 4),
+        )
+
     return [Scenario(f"s{i:03d}", _rows(rng, tables["licenses"], "license_id", per_scenario, changes))
             for i in range(n)]
 
@@ -55,11 +58,14 @@ def bundle_scenarios_for(tables: dict[str, pa.Table], n: int, seed: int = 0, per
     """``n`` scenarios, each changing ``per_scenario`` bundles (capacity) and pools (capacity,
     unit_price) of one tenant."""
     rng = np.random.default_rng(seed)
-    bundle_changes = lambda k: (("capacity", pa.int64(), rng.integers(0, 2_000, k)),)  # noqa: E731
-    pool_changes = lambda k: (  # noqa: E731
-        ("capacity", pa.int64(), rng.integers(0, 5_000, k)),
-        ("unit_price", pa.float64(), rng.integers(0, 400, k) / 8),
-    )
+
+    def bundle_changes(k: int) -> tuple:
+        return (("capacity", pa.int64(), rng.integers(0, 2_000, k)),)
+
+    def pool_changes(k: int) -> tuple:
+        return (("capacity", pa.int64(), rng.integers(0, 5_000, k)),
+                ("unit_price", pa.float64(), rng.integers(0, 400, k) / 8))
+
     return [Scenario(f"s{i:03d}", bundles=_rows(rng, tables["bundles"], "bundle_id", per_scenario, bundle_changes),
                      pools=_rows(rng, tables["pools"], "pool_id", per_scenario, pool_changes))
             for i in range(n)]

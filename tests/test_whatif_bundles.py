@@ -271,17 +271,20 @@ def _both(seed: int = 3) -> dict[str, pa.Table]:
     return {**generate("S", seed=seed), **generate_bundles("S", seed=seed)}
 
 
+def _keys(table: pa.Table, key: str) -> dict[str, pa.ChunkedArray]:
+    return {"tenant_id": table["tenant_id"], key: table[key]}
+
+
 def _capacity_scenarios(tables: dict[str, pa.Table]) -> list[Scenario]:
     pools, bundles = tables["pools"].slice(0, 3), tables["bundles"].slice(0, 2)
-    keys = lambda t, k: {"tenant_id": t["tenant_id"], k: t[k]}  # noqa: E731
     return [
-        Scenario("pools halved", pools=pa.table({**keys(pools, "pool_id"),
+        Scenario("pools halved", pools=pa.table({**_keys(pools, "pool_id"),
                                                  "capacity": pa.array([10, 0, None], pa.int64())})),
-        Scenario("bundles unlimited", bundles=pa.table({**keys(bundles, "bundle_id"),
+        Scenario("bundles unlimited", bundles=pa.table({**_keys(bundles, "bundle_id"),
                                                         "capacity": pa.array([None, None], pa.int64())})),
         Scenario("licenses too", licenses=tables["licenses"].select(["tenant_id", "license_id"]).slice(0, 2)
                  .append_column("multiple_use", pa.array([0, 0], pa.int32())),
-                 pools=pa.table({**keys(pools.slice(0, 1), "pool_id"), "unit_price": [1.5]})),
+                 pools=pa.table({**_keys(pools.slice(0, 1), "pool_id"), "unit_price": [1.5]})),
     ]
 
 
