@@ -7,12 +7,14 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import grpc
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from licensecore import wire
 from licensecore.bench.datagen import generate, write_dir
 from licensecore.bench.datagen_bundles import generate_bundles
 from licensecore.clients import InputRejected, LicenseCoreClient
@@ -21,6 +23,8 @@ from licensecore.server.app import create_server
 from licensecore.server.bundles import resolve_bundles
 from licensecore.server.errors import InputError
 from licensecore.server.whatif import OUTPUTS, Scenario, parse_scenarios, what_if
+from licensecore.v1 import licensecore_pb2 as pb
+from licensecore.v1 import licensecore_pb2_grpc as pb_grpc
 from strategies import describe, eighths, or_null
 from strategies_bundles import INT_IDS, STR_IDS, bundle_inputs, bundle_tables_from_rows
 
@@ -301,6 +305,20 @@ def test_grpc_by_handle_and_inline_equal_in_process(server_address):
         with pytest.raises(InputRejected) as info:
             client.what_if(handle, [bad])
         assert (info.value.table, info.value.column, info.value.value) == ("scenario[bad].pools", "pool_id", "P")
+
+
+def test_grpc_streams_every_table_of_a_scenario_before_the_next_scenario(server_address):
+    """The raw stream: `base` first, then the scenarios in request order, each with its rows of
+    the three tables (complete, in OUTPUTS order) before the next scenario starts."""
+    tables = _both(seed=5)
+    scenarios = _capacity_scenarios(tables)
+    requests = [pb.ScenarioChunk(scenario=s.name, chunk=c) for s in scenarios
+                for part in ("licenses", "bundles", "pools") for c in wire.table_chunks(part, getattr(s, part))]
+    with LicenseCoreClient(server_address) as client, grpc.insecure_channel(server_address) as channel:
+        handle = client.upload(tables)
+        stream = pb_grpc.LicenseCoreStub(channel).WhatIf(pb.WhatIfRequest(dataset_id=handle, scenarios=requests))
+        order = [(r.scenario, r.chunk.table) for r in stream if r.chunk.last]
+    assert order == [(name, table) for name in ["base", *(s.name for s in scenarios)] for table in OUTPUTS]
 
 
 def test_cli_writes_every_summary_in_process_and_through_server_identical(server_address, tmp_path, capsys):
