@@ -24,7 +24,7 @@ only change fulfillment statuses and plans).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pyarrow as pa
@@ -35,9 +35,8 @@ from licensecore.kernels.sorting import csr_offsets
 
 from .bundles import _people_attributes, _Resolution
 from .encode import cast_ids, decode
-from .errors import InputError
 from .schema import BUNDLE, BUNDLE_INPUTS, POOL, SKU
-from .tables import normalize_tables
+from .tables import first_row, normalize_tables
 from .whatif_rows import codes_of, key_codes, normalized_rows, replacement_columns, valid
 
 POOL_TABLE = "pool_scenario_summary"
@@ -106,40 +105,40 @@ class BundleScenarios:
     def apply(self, name: str, bundles: pa.Table, pools: pa.Table) -> _Arrays | None:
         """The scenario's arrays (None: it replaces no bundle or pool row); raises ``InputError``
         naming ``scenario[<name>].bundles`` or ``.pools``, the column, the row and the value."""
-        if not bundles.num_rows and not pools.num_rows:
-            # Still validated: a wrong column or type is an error even without rows.
-            self._rows(name, "bundles", bundles)
-            self._rows(name, "pools", pools)
+        bundle_rows, pool_rows = self._rows(name, "bundles", bundles), self._rows(name, "pools", pools)
+        if not bundle_rows[1].num_rows and not pool_rows[1].num_rows:
             return None
+        return self._apply_pools(*pool_rows, self._apply_bundles(*bundle_rows))
+
+    def _apply_bundles(self, label: str, rows: pa.Table) -> _Arrays:
         r, a = self.r, self.base.arrays
-        label, rows = self._rows(name, "bundles", bundles)
         code = key_codes(label, rows, "bundle_id", r.tenants.values, r.bundle, r.bundles, "bundles")
-        bundle_capacity = _replaced(a.bundle_capacity, code, rows.column("capacity"))
         pool = codes_of(r.tenants.values, rows.column("tenant_id"), rows.column("pool_id"), r.pool, r.pools)
         given = valid(rows.column("pool_id"))
-        rows_bad = np.flatnonzero(given & (pool < 0))
-        if rows_bad.size:
-            row = int(rows_bad[0])
-            raise InputError(label, "pool_id", row, rows.column("pool_id")[row].as_py(), int(rows_bad.size),
-                             "reference does not resolve within its tenant (no such pool in pools)")
+        first_row(label, "pool_id", given & (pool < 0), rows.column("pool_id"),
+                  "reference does not resolve within its tenant (no such pool in pools)")
         bundle_pool = a.bundle_pool.copy()
         bundle_pool[code[given]] = pool[given]
         bundle_group, n_group = self._groups(rows, code)
+        return replace(a, bundle_pool=bundle_pool, bundle_group=bundle_group, n_group=n_group,
+                       bundle_capacity=_replaced(a.bundle_capacity, code, rows.column("capacity")))
 
-        label, rows = self._rows(name, "pools", pools)
+    def _apply_pools(self, label: str, rows: pa.Table, a: _Arrays) -> _Arrays:
+        r = self.r
         code = key_codes(label, rows, "pool_id", r.tenants.values, r.pool, r.pools, "pools")
         sku = rows.column("sku_id")
         has_sku = valid(sku)
-        order = np.argsort(code[has_sku])
-        mask = np.zeros(len(r.pools), np.bool_)
-        mask[code[has_sku]] = True
-        pool_sku = pc.replace_with_mask(a.pool_sku, pa.array(mask), sku.filter(pa.array(has_sku))
-                                        .combine_chunks().take(pa.array(order))) if has_sku.any() else a.pool_sku
+        pool_sku = a.pool_sku
+        if has_sku.any():  # replacements in ascending pool code, as replace_with_mask takes them
+            mask = np.zeros(len(r.pools), np.bool_)
+            mask[code[has_sku]] = True
+            new = sku.filter(pa.array(has_sku)).combine_chunks().take(pa.array(np.argsort(code[has_sku])))
+            pool_sku = pc.replace_with_mask(a.pool_sku, pa.array(mask), new)
         price = rows.column("unit_price")
         unit_price = a.unit_price.copy()
         unit_price[code[valid(price)]] = np.asarray(price.drop_null().to_numpy(), np.float64)
-        return _Arrays(bundle_pool, bundle_group, bundle_capacity,
-                       _replaced(a.pool_capacity, code, rows.column("capacity")), unit_price, pool_sku, n_group)
+        return replace(a, pool_capacity=_replaced(a.pool_capacity, code, rows.column("capacity")),
+                       unit_price=unit_price, pool_sku=pool_sku)
 
     def _rows(self, name: str, table: str, rows: pa.Table) -> tuple[str, pa.Table]:
         label = f"scenario[{name}].{table}"
