@@ -3,7 +3,8 @@
 32 concurrent clients mix uploads, computations and bad requests with zero unexpected errors and
 every result equal to the in-process one; clients cancelled mid-upload and mid-download leave the
 server healthy (no half dataset, no computation slot held); a ``licensecore serve --data-dir``
-killed with SIGKILL between upload and compute keeps every dataset.
+killed with SIGKILL between upload and compute keeps every dataset; `licensecore loadtest` sends
+the bearer token of ``LICENSECORE_TOKEN``.
 """
 
 from __future__ import annotations
@@ -27,7 +28,9 @@ from licensecore import wire
 from licensecore.bench.datagen import Size
 from licensecore.clients import LicenseCoreClient
 from licensecore.clients.loadtest import KINDS, BadRequest, embedded_server, run_load, workload
+from licensecore.clients.cli import main
 from licensecore.server.app import create_server
+from licensecore.server.auth import TokenRegistry, create_token
 from licensecore.server.consumption import compute_consumption
 from licensecore.server.limits import Limits
 from licensecore.v1 import licensecore_pb2 as pb
@@ -70,6 +73,25 @@ def test_the_load_test_reports_wrong_results_and_wrong_statuses():
     assert any("different unlicensed" in problem for problem in report.unexpected)
     assert any("NOT_FOUND" in problem and "expected INVALID_ARGUMENT" in problem
                for problem in report.unexpected)
+
+
+@pytest.mark.parametrize("tenants, status", [("*", 0), (["tenant-00"], 1)], ids=["all", "one-tenant"])
+def test_loadtest_command_sends_the_token_and_prints_the_figures(tmp_path, monkeypatch, capsys,
+                                                                 tenants, status):
+    """Against a server with tokens: a token for every tenant passes; one scoped to a single
+    tenant is refused (PERMISSION_DENIED) and the command exits 1."""
+    monkeypatch.setenv("LICENSECORE_TOKEN", create_token(tmp_path / "tokens", tenants))
+    server, port = create_server("127.0.0.1:0", tokens=TokenRegistry.load(tmp_path / "tokens"))
+    try:
+        assert main(["loadtest", "--server", f"127.0.0.1:{port}", "--clients", "4", "--calls", "20",
+                     "--size", "S"]) == status
+    finally:
+        server.stop(None)
+    out, err = capsys.readouterr()
+    if status == 0:
+        assert "20 calls by 4 clients" in out and "0 unexpected error(s)" in out and "p99 ms" in out
+    else:
+        assert "PERMISSION_DENIED" in err
 
 
 @pytest.fixture
