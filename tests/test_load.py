@@ -3,7 +3,7 @@
 32 concurrent clients mix uploads, computations and bad requests with zero unexpected errors and
 every result equal to the in-process one; clients cancelled mid-upload and mid-download leave the
 server healthy (no half dataset, no computation slot held); a ``licensecore serve --data-dir``
-killed with SIGKILL between upload and compute keeps every dataset; `licensecore loadtest` sends
+killed with SIGKILL between upload and compute keeps every dataset; ``licensecore loadtest`` sends
 the bearer token of ``LICENSECORE_TOKEN``.
 """
 
