@@ -11,6 +11,7 @@ result) is an unexpected error. Latencies are kept per kind for the p50/p99/max 
 from __future__ import annotations
 
 import contextlib
+import itertools
 import tempfile
 import threading
 import time
@@ -95,14 +96,16 @@ class LoadReport:
     def summary(self) -> str:
         """The figures: calls, unexpected errors and p50/p99/max latency per kind and overall."""
         rows = []
-        for kind, values in [*self.latencies.items(), ("all", sum(self.latencies.values(), []))]:
+        every = list(itertools.chain.from_iterable(self.latencies.values()))
+        for kind, values in [*self.latencies.items(), ("all", every)]:
             if values:
                 p50, p99 = np.percentile(values, [50, 99]) * 1000
                 rows.append((kind, len(values), float(p50), float(p99), max(values) * 1000))
         table = format_table(("kind", "calls", "p50 ms", "p99 ms", "max ms"), rows)
         rate = self.calls / self.seconds if self.seconds else 0.0
-        lines = [table, f"{self.calls} calls by {self.clients} clients in {self.seconds:.2f} s "
-                        f"({rate:,.1f} calls/s); {len(self.unexpected)} unexpected error(s)"]
+        totals = (f"{self.calls} calls by {self.clients} clients in {self.seconds:.2f} s "
+                  f"({rate:,.1f} calls/s); {len(self.unexpected)} unexpected error(s)")
+        lines = [table, totals]
         lines += [f"  unexpected: {problem}" for problem in self.unexpected[:20]]
         return "\n".join(lines)
 
@@ -179,7 +182,7 @@ def run_load(target: str, load: Workload, *, clients: int = 32, calls: int = 640
     shares = [calls // clients + (i < calls % clients) for i in range(clients)]
     workers = [_Client(i, target, load, shared, report, lock, options) for i in range(clients)]
     threads = [threading.Thread(target=w.run, args=(n,), name=f"load-{i}")
-               for i, (w, n) in enumerate(zip(workers, shares))]
+               for i, (w, n) in enumerate(zip(workers, shares, strict=True))]
     started = time.perf_counter()
     for thread in threads:
         thread.start()

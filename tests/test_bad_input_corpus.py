@@ -26,7 +26,6 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from google.rpc import error_details_pb2
-from test_validation import Data, Mutation, append, base, both, build, cell, drop, put
 
 from licensecore import wire
 from licensecore.clients import LicenseCoreClient, LicenseCoreServerError
@@ -35,11 +34,13 @@ from licensecore.server.app import create_server
 from licensecore.server.bundles import resolve_bundles
 from licensecore.server.consumption import compute_consumption
 from licensecore.server.errors import InputError
-from licensecore.server.limits import MiB, Limits
+from licensecore.server.limits import Limits, MiB
 from licensecore.server.reconciliation import reconcile
 from licensecore.server.whatif import Scenario, what_if
 from licensecore.v1 import licensecore_pb2 as pb
 from licensecore.v1 import licensecore_pb2_grpc as pb_grpc
+
+from test_validation import Data, Mutation, append, base, both, build, cell, drop, put
 
 T = "t1"
 # The corpus server's limits: small enough to reach quickly, large enough for the legal cases.
@@ -114,7 +115,7 @@ class Case:
     ``send(client, stub)`` makes the call. ``code`` None means the call is legal and its outputs
     must equal ``want()``. Otherwise ``reason`` and ``metadata`` are the exact ErrorInfo (no
     ErrorInfo at all when ``reason`` is empty),
-    ``field`` the BadRequest field (bad input only) and ``phrase`` a part of the message;
+    ``violation`` the BadRequest field (bad input only) and ``phrase`` a part of the message;
     ``in_process`` (tables cases) must raise an ``InputError`` with the same message.
     """
 
@@ -123,7 +124,7 @@ class Case:
     code: grpc.StatusCode | None
     reason: str = ""
     metadata: dict[str, str] = field(default_factory=dict)
-    field: str | None = None
+    violation: str | None = None
     phrase: str = ""
     in_process: Callable[[], Any] | None = None
     want: Callable[[], dict[str, pa.Table]] | None = None
@@ -534,10 +535,10 @@ def test_bad_input_gets_exact_status_and_details(case: Case, client, stub):
         assert dict(infos[0].metadata) == case.metadata
     else:
         assert infos == []
-    if case.field is not None:
+    if case.violation is not None:
         violations = [v.field for d in _details(error, error_details_pb2.BadRequest)
                       for v in d.field_violations]
-        assert violations == [case.field]
+        assert violations == [case.violation]
     assert case.phrase in error.message
     if case.in_process is not None:
         with pytest.raises(InputError) as in_process:

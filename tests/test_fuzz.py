@@ -12,6 +12,7 @@ the hypothesis profiles in conftest.py.
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 
 import pyarrow as pa
 from hypothesis import given
@@ -119,7 +120,7 @@ def chunk_sequences(draw) -> list[pb.TableChunk]:
         data = SEED_BYTES[name]
         cuts = sorted(draw(st.sets(st.integers(1, len(data) - 1), max_size=4)))
         bounds = [0, *cuts, len(data)]
-        for i, (lo, hi) in enumerate(zip(bounds, bounds[1:])):
+        for i, (lo, hi) in enumerate(itertools.pairwise(bounds)):
             last = i == len(bounds) - 2
             chunks.append(pb.TableChunk(table=name, data=data[lo:hi], last=last,
                                         row_count=SEEDS[name].num_rows if last else 0))

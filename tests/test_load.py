@@ -27,8 +27,8 @@ import pytest
 from licensecore import wire
 from licensecore.bench.datagen import Size
 from licensecore.clients import LicenseCoreClient
-from licensecore.clients.loadtest import KINDS, BadRequest, embedded_server, run_load, workload
 from licensecore.clients.cli import main
+from licensecore.clients.loadtest import KINDS, BadRequest, embedded_server, run_load, workload
 from licensecore.server.app import create_server
 from licensecore.server.auth import TokenRegistry, create_token
 from licensecore.server.consumption import compute_consumption
