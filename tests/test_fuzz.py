@@ -1,6 +1,6 @@
 """Fuzzing of the two parsers that read untrusted bytes and text: the Arrow IPC chunk decoder
-(``licensecore.wire.decode_tables``) and the collection-filter compiler
-(``licensecore.server.filters.compile_filter``).
+(``licensecore.wire.decode_tables``, also through ``Upload`` on a server with a scoped token) and
+the collection-filter compiler (``licensecore.server.filters.compile_filter``).
 
 Whatever comes in, the only exception allowed out is the documented one (``InputError`` for the
 decoder; ``FilterError`` for filters): never a crash, a hang or another exception type. What is
@@ -14,14 +14,22 @@ from __future__ import annotations
 import datetime as dt
 import itertools
 
+import grpc
 import pyarrow as pa
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from licensecore import wire
+from licensecore.clients.errors import error_from_rpc
 from licensecore.server import filters
+from licensecore.server.app import create_server
+from licensecore.server.auth import TokenRegistry, create_token
 from licensecore.server.errors import InputError
+from licensecore.server.limits import LimitExceeded, Limits
+from licensecore.server.service import UPLOAD_TABLES
 from licensecore.v1 import licensecore_pb2 as pb
+from licensecore.v1 import licensecore_pb2_grpc as pb_grpc
 
 # Valid tables of many Arrow types: the seeds the mutations start from.
 SEEDS = {
@@ -161,6 +169,72 @@ def test_chunk_sequences_decode_or_raise_input_error(chunks: list[pb.TableChunk]
 def test_unmodified_sequences_decode_to_the_seeds():
     chunks = [c for name in NAMES for c in wire.table_chunks(name, SEEDS[name])]
     assert decode_or_reject(chunks) == SEEDS
+
+
+# ----- the same over the wire: Upload with a token scoped to tenant t1 ----------------------------
+
+
+@pytest.fixture(scope="module")
+def scoped_upload(tmp_path_factory):
+    """Upload on a server with a data directory and tokens; the caller may see tenant t1 only."""
+    home = tmp_path_factory.mktemp("wire-fuzz")
+    token = create_token(home / "tokens", ["t1"])
+    server, port = create_server("127.0.0.1:0", tokens=TokenRegistry.load(home / "tokens"),
+                                 data_dir=home / "data")
+    with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+        upload = pb_grpc.LicenseCoreStub(channel).Upload
+        yield lambda chunks: upload(iter([pb.UploadRequest(chunk=c) for c in chunks]),
+                                    metadata=[("authorization", f"Bearer {token}")], timeout=30)
+    server.stop(None)
+
+
+@st.composite
+def tenant_tables(draw) -> list[pb.TableChunk]:
+    """Upload tables (and a few unknown names) whose tenant_id holds t1, t2 or nulls, encoded and
+    then, sometimes, cut or mislabelled."""
+    chunks = []
+    names = st.sampled_from(["users", "devices", "licenses", "people", "pools", "bogus"])
+    for name in draw(st.lists(names, max_size=3)):
+        tenants = draw(st.lists(st.sampled_from(["t1", "t2", None]), max_size=4))
+        table = pa.table({"tenant_id": pa.array(tenants, pa.string()),
+                          "id": pa.array([f"x{i}" for i in range(len(tenants))], pa.string())})
+        chunks.extend(wire.table_chunks(name, table))
+    if chunks and draw(st.booleans()):
+        at = draw(st.integers(0, len(chunks) - 1))
+        broken = pb.TableChunk()
+        broken.CopyFrom(chunks[at])
+        cut = draw(st.integers(0, len(broken.data)))
+        broken.data = broken.data[:cut]
+        broken.row_count = draw(st.sampled_from([broken.row_count, broken.row_count + 1, 10**12]))
+        chunks[at] = broken
+    return chunks
+
+
+@given(tenant_tables())
+def test_upload_over_the_wire_answers_like_the_decoder_and_keeps_scopes(scoped_upload, chunks):
+    """The server's answer is the in-process decoder's: its InputError as INVALID_ARGUMENT (same
+    message), a limit as RESOURCE_EXHAUSTED; decodable tables holding tenant t2 are refused
+    PERMISSION_DENIED (never stored); the rest are stored with their row counts."""
+    try:
+        tables = wire.decode_tables(chunks, UPLOAD_TABLES, max_rows=Limits().max_rows)
+        expected, message = None, ""
+    except InputError as error:
+        expected, message = grpc.StatusCode.INVALID_ARGUMENT, str(error)
+    except LimitExceeded as error:
+        expected, message = grpc.StatusCode.RESOURCE_EXHAUSTED, str(error)
+    if expected is None:
+        tenants = {t for table in tables.values() for t in table["tenant_id"].to_pylist()}
+        if tenants - {"t1", None}:
+            expected = grpc.StatusCode.PERMISSION_DENIED
+    try:
+        response = scoped_upload(chunks)
+    except grpc.RpcError as rpc_error:
+        error = error_from_rpc(rpc_error)
+        assert error.code is expected, error
+        assert message in error.message
+        return
+    assert expected is None
+    assert dict(response.row_counts) == {name: t.num_rows for name, t in tables.items()}
 
 
 # ----- collection filters -------------------------------------------------------------------------
