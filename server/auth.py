@@ -251,15 +251,14 @@ def check_tables(tables: Mapping[str, pa.Table]) -> Mapping[str, pa.Table]:
     return tables
 
 
-def check_dataset(dataset_id: str, tables: Mapping[str, pa.Table]) -> Mapping[str, pa.Table]:
-    """``tables`` of the stored dataset ``dataset_id`` when the caller may see all its tenants;
-    otherwise ``PermissionDenied`` that names the dataset but not the tenants (they belong to
-    someone else). The tenant set is computed on each call, so it holds for any store."""
+def check_dataset(dataset_id: str, tenants: frozenset[str]) -> None:
+    """Refuse ``PermissionDenied`` unless the caller may see every tenant of the stored dataset
+    ``dataset_id`` (``tenants``, recorded by the store at upload). The refusal names the dataset
+    but not the tenants: they belong to someone else. Checked before the dataset is loaded."""
     allowed = current_scope().tenants
-    if allowed is not None and any(_tenants_outside(t, allowed) for t in tables.values()):
+    if allowed is not None and not tenants <= allowed:
         raise PermissionDenied(
             f"dataset {dataset_id!r} holds tenants outside this token's scope", dataset_id=dataset_id)
-    return tables
 
 
 def _tenants_outside(table: pa.Table, allowed: frozenset[str]) -> list[str]:

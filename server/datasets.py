@@ -27,7 +27,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from licensecore.server.errors import LicenseCoreError
+from licensecore.server.errors import InputError, LicenseCoreError
 from licensecore.server.limits import LimitExceeded, Limits
 
 log = logging.getLogger(__name__)
@@ -143,11 +143,18 @@ class DatasetStore:
 
 
 def _tenants_of(tables: Mapping[str, pa.Table]) -> frozenset[str]:
+    """The tenant ids of every table, as text (what token scopes hold); ``InputError`` for a
+    ``tenant_id`` column that is not text (SPEC section 0)."""
     tenants: set[str] = set()
-    for table in tables.values():
+    for name, table in tables.items():
         if "tenant_id" in table.column_names:
-            values = pc.unique(table.column("tenant_id")).drop_null()
-            tenants.update(str(value) for value in values.to_pylist())
+            column = table.column("tenant_id")
+            try:
+                values = pc.unique(column.cast(pa.string())).drop_null()
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+                raise InputError(name, "tenant_id", -1, None, table.num_rows,
+                                 f"tenant_id must be text, not {column.type}") from None
+            tenants.update(values.to_pylist())
     return frozenset(tenants)
 
 

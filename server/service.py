@@ -72,7 +72,8 @@ class LicenseCoreServicer(pb_grpc.LicenseCoreServicer):
 
     def _dataset(self, dataset_id: str) -> dict:
         """The stored tables, when the caller's token may see all their tenants."""
-        return auth.check_dataset(dataset_id, self._store.get(dataset_id))
+        auth.check_dataset(dataset_id, self._store.tenants(dataset_id))
+        return self._store.get(dataset_id)
 
     @_guarded
     def Upload(self, request_iterator: Iterator[pb.UploadRequest], context) -> pb.UploadResponse:
