@@ -1,6 +1,23 @@
 """Thin clients: the Python gRPC client and the command line."""
 
 from licensecore.clients.client import LicenseCoreClient
-from licensecore.clients.errors import DatasetNotFound, InputRejected, LicenseCoreServerError
+from licensecore.clients.errors import (
+    DataLoss,
+    DatasetNotFound,
+    InputRejected,
+    LicenseCoreServerError,
+    PermissionDenied,
+    ResourceExhausted,
+    Unauthenticated,
+)
 
-__all__ = ["DatasetNotFound", "InputRejected", "LicenseCoreClient", "LicenseCoreServerError"]
+__all__ = [
+    "DataLoss",
+    "DatasetNotFound",
+    "InputRejected",
+    "LicenseCoreClient",
+    "LicenseCoreServerError",
+    "PermissionDenied",
+    "ResourceExhausted",
+    "Unauthenticated",
+]
