@@ -29,6 +29,7 @@ from licensecore.bench.datagen import Size
 from licensecore.clients import LicenseCoreClient
 from licensecore.clients.cli import main
 from licensecore.clients.loadtest import KINDS, BadRequest, embedded_server, run_load, workload
+from licensecore.server import datasets
 from licensecore.server.app import create_server
 from licensecore.server.auth import TokenRegistry, create_token
 from licensecore.server.consumption import compute_consumption
@@ -59,6 +60,26 @@ def test_32_clients_mixing_calls_get_only_expected_answers(capsys):
     summary = capsys.readouterr().out
     assert all(kind in summary for kind in KINDS)
     assert "p50 ms" in summary and "p99 ms" in summary and "0 unexpected error(s)" in summary
+
+
+def test_load_with_a_memory_budget_of_two_datasets_reads_evicted_ones_back(tmp_path, monkeypatch):
+    """64 uploads into a budget of two datasets: by-handle computations find their dataset evicted
+    and read it back from the data directory while other clients write theirs."""
+    reads = []
+    read = datasets._read
+    monkeypatch.setattr(datasets, "_read", lambda *args: reads.append(args) or read(*args))
+    budget = 2 * sum(t.nbytes for t in LOAD.tables.values())
+    server, port = create_server("127.0.0.1:0", data_dir=tmp_path,
+                                 limits=Limits(memory_budget_bytes=budget))
+    try:
+        report = run_load(f"127.0.0.1:{port}", LOAD, clients=32, calls=320)
+    finally:
+        server.stop(None)
+    assert report.unexpected == []
+    assert len(report.handles) == 64
+    assert {p.name for p in tmp_path.iterdir()} >= set(report.handles)
+    print(f"{len(reads)} dataset reads from disk")
+    assert len(reads) >= 32
 
 
 def test_the_load_test_reports_wrong_results_and_wrong_statuses():
