@@ -16,7 +16,7 @@ import signal
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent import futures
 from pathlib import Path
 
@@ -28,7 +28,14 @@ from licensecore import wire
 from licensecore.bench.datagen import Size
 from licensecore.clients import LicenseCoreClient
 from licensecore.clients.cli import main
-from licensecore.clients.loadtest import KINDS, BadRequest, embedded_server, run_load, workload
+from licensecore.clients.loadtest import (
+    KINDS,
+    BadRequest,
+    LoadReport,
+    embedded_server,
+    run_load,
+    workload,
+)
 from licensecore.server import datasets
 from licensecore.server.app import create_server
 from licensecore.server.auth import TokenRegistry, create_token
@@ -116,23 +123,21 @@ def test_loadtest_command_sends_the_token_and_prints_the_figures(tmp_path, monke
 
 
 @pytest.fixture
-def loaded_server(tmp_path) -> Iterator[tuple[str, Path, dict]]:
+def loaded_server(tmp_path) -> Iterator[tuple[str, Path, Callable[[], LoadReport]]]:
     """A server (data dir, two computation slots) with a background load of 8 clients running;
-    yields its address, data dir and the load report (complete after the test body)."""
+    yields its address, its data dir and a function that waits for the load and returns its
+    report. The load must end without an unexpected error."""
     data_dir = tmp_path / "data"
     server, port = create_server("127.0.0.1:0", data_dir=data_dir,
                                  limits=Limits(max_concurrent=2, slot_wait_seconds=10.0))
     target = f"127.0.0.1:{port}"
-    result: dict = {}
-    background = threading.Thread(
-        target=lambda: result.setdefault("report", run_load(target, LOAD, clients=8, calls=80)))
-    background.start()
-    try:
-        yield target, data_dir, result
-        background.join(120)
-        assert result["report"].unexpected == []
-    finally:
-        server.stop(None)
+    with futures.ThreadPoolExecutor(1) as pool:
+        load = pool.submit(run_load, target, LOAD, clients=8, calls=80)
+        try:
+            yield target, data_dir, lambda: load.result(120)
+            assert load.result(120).unexpected == []
+        finally:
+            server.stop(None)
 
 
 def _big_installations() -> dict[str, pa.Table]:
@@ -152,7 +157,7 @@ BIG = _big_installations()
 
 
 def test_upload_cancelled_mid_stream_under_load_stores_nothing(loaded_server):
-    target, data_dir, _ = loaded_server
+    target, data_dir, wait_for_load = loaded_server
     chunks = list(wire.encode_tables(BIG))
     assert len(chunks) > 3
     asked_for_more, release = threading.Event(), threading.Event()
@@ -174,7 +179,9 @@ def test_upload_cancelled_mid_stream_under_load_stores_nothing(loaded_server):
         assert client.health() == "SERVING"
         handle = client.upload(BIG)
         _equal(client.compute_consumption(handle), compute_consumption(BIG))
-    # Only complete datasets are on disk: no temporary leftover of the cancelled upload.
+    # Once the background uploads are done too, only complete datasets are on disk: no temporary
+    # leftover of the cancelled upload.
+    wait_for_load()
     assert not [p.name for p in data_dir.iterdir() if not re.fullmatch(r"[0-9a-f]{32}", p.name)]
 
 
