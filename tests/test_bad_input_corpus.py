@@ -154,6 +154,14 @@ def bad(id: str, analysis: str, data: Data, expected: tuple[str, str, int, Any, 
                 f"{table}.{column}" if column else table, phrase, in_process)
 
 
+def bad_upload(id: str, data: Data, expected: tuple[str, str, int, Any, int]) -> Case:
+    """Bad input that Upload itself refuses (it stores only what it can account to tenants)."""
+    tables = build(data)
+    table, column = expected[:2]
+    return Case(id, lambda client, stub: client.upload(tables), grpc.StatusCode.INVALID_ARGUMENT,
+                "BAD_INPUT", _bad_input(*expected), f"{table}.{column}", "tenant_id must be text")
+
+
 def legal(id: str, analysis: str, data: Data, *, handle: bool = False, **options: Any) -> Case:
     """A hostile but legal request: its outputs equal the in-process ones."""
     send, in_process = _run(analysis, data, handle, options)
@@ -288,6 +296,11 @@ CASES: list[Case] = [
         ("users", "last_sign_in", -1, None, 3)),
     bad("users-huge-id-beside-a-null", "consume",
         s1(put("users", "user_id", [HUGE_ID, None, "u3"])), ("users", "user_id", 1, None, 1)),
+    bad_upload("upload-users-tenant_id-list", s1(put("users", "tenant_id", [["t1"], ["t1"], ["t1"]])),
+               ("users", "tenant_id", -1, None, 3)),
+    bad_upload("upload-devices-tenant_id-struct",
+               s1(put("devices", "tenant_id", [{"t": "t1"}, {"t": "t1"}, {"t": "t1"}, {"t": "t1"}])),
+               ("devices", "tenant_id", -1, None, 4)),
     # devices
     bad("devices-cores-string", "consume", s1(put("devices", "cores", ["4", "2", "2", None])),
         ("devices", "cores", -1, None, 4)),
