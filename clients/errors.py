@@ -121,7 +121,10 @@ def error_from_rpc(error: grpc.RpcError) -> LicenseCoreServerError:
     """The typed error for a failed call (``error`` is also a ``grpc.Call``)."""
     code, message = error.code(), error.details() or ""
     details: list[Message] = []
-    status = rpc_status.from_call(error)
+    try:
+        status = rpc_status.from_call(error)
+    except ValueError:  # trailing metadata cut or inconsistent: the code and message still hold
+        status = None
     for packed in status.details if status is not None else ():
         for detail_type in _DETAIL_TYPES:
             if packed.Is(detail_type.DESCRIPTOR):

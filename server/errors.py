@@ -5,6 +5,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 
+VALUE_CHARS = 120  # an offending value is quoted up to this length (an id may be megabytes)
+
+
+def clipped(text: str, limit: int = VALUE_CHARS) -> str:
+    """``text``, or its first ``limit`` characters and how many there were."""
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text):,} characters)"
+
+
 class LicenseCoreError(Exception):
     """Base class of the errors licensecore raises on purpose."""
 
@@ -32,7 +40,7 @@ class InputError(LicenseCoreError):
         if self.row < 0:
             return f"{where}: {self.problem}"
         return (
-            f"{where}: {self.problem} at row {self.row} (value {self.value!r}); "
+            f"{where}: {self.problem} at row {self.row} (value {clipped(repr(self.value))}); "
             f"{self.count} row(s) affected"
         )
 

@@ -12,7 +12,7 @@ from grpc_status import rpc_status
 
 from licensecore.server.calls import CallEnded
 from licensecore.server.datasets import DatasetCorrupt, UnknownDataset
-from licensecore.server.errors import InputError, PermissionDenied, Unauthenticated
+from licensecore.server.errors import InputError, PermissionDenied, Unauthenticated, clipped
 from licensecore.server.limits import LimitExceeded
 
 DOMAIN = "licensecore"
@@ -21,6 +21,10 @@ DATASET_NOT_FOUND = "DATASET_NOT_FOUND"
 TENANT_OUT_OF_SCOPE = "TENANT_OUT_OF_SCOPE"
 LIMIT_EXCEEDED = "LIMIT_EXCEEDED"
 DATASET_CORRUPT = "DATASET_CORRUPT"
+# gRPC clients accept only 8-16 KiB of trailing metadata, where the status and its details travel:
+# longer texts are clipped so that a huge offending value cannot turn the answer into a bare error.
+MESSAGE_CHARS = 2000
+DETAIL_CHARS = 240
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +44,7 @@ def status_for(exc: BaseException) -> grpc.Status:
                 "table": exc.table,
                 "column": exc.column,
                 "row": str(exc.row),
-                "value": "" if exc.value is None else str(exc.value),
+                "value": "" if exc.value is None else clipped(str(exc.value), DETAIL_CHARS),
                 "count": str(exc.count),
             },
         )
@@ -85,7 +89,22 @@ def status_for(exc: BaseException) -> grpc.Status:
 def _status(code: int, message: str, details: tuple = ()) -> grpc.Status:
     packed = []
     for detail in details:
+        _clip_detail(detail)
         any_detail = any_pb2.Any()
         any_detail.Pack(detail)
         packed.append(any_detail)
-    return rpc_status.to_status(status_pb2.Status(code=code, message=message, details=packed))
+    status = status_pb2.Status(code=code, message=clipped(message, MESSAGE_CHARS), details=packed)
+    return rpc_status.to_status(status)
+
+
+def _clip_detail(detail) -> None:
+    """Clip the free texts of a detail message in place."""
+    if isinstance(detail, error_details_pb2.ErrorInfo):
+        for key, value in detail.metadata.items():
+            detail.metadata[key] = clipped(value, DETAIL_CHARS)
+    elif isinstance(detail, error_details_pb2.BadRequest):
+        for violation in detail.field_violations:
+            violation.description = clipped(violation.description, MESSAGE_CHARS)
+    elif isinstance(detail, error_details_pb2.QuotaFailure):
+        for violation in detail.violations:
+            violation.description = clipped(violation.description, MESSAGE_CHARS)

@@ -130,9 +130,14 @@ class Case:
     want: Callable[[], dict[str, pa.Table]] | None = None
 
 
+def _clipped(text: str) -> str:
+    """A detail text as the server sends it: at most 240 characters, then the length."""
+    return text if len(text) <= 240 else f"{text[:240]}... ({len(text):,} characters)"
+
+
 def _bad_input(table: str, column: str, row: int, value: Any, count: int) -> dict[str, str]:
     return {"table": table, "column": column, "row": str(row),
-            "value": "" if value is None else str(value), "count": str(count)}
+            "value": "" if value is None else _clipped(str(value)), "count": str(count)}
 
 
 def _run(analysis: str, data: Data, handle: bool, options: dict):
@@ -218,7 +223,7 @@ def unknown_dataset(id: str, method: str, dataset_id: str) -> Case:
         return list(getattr(stub, method)(getattr(pb, f"{method}Request")(dataset_id=dataset_id)))
 
     return Case(id, send, grpc.StatusCode.NOT_FOUND, "DATASET_NOT_FOUND",
-                {"dataset_id": dataset_id}, phrase="unknown dataset")
+                {"dataset_id": _clipped(dataset_id)}, phrase="unknown dataset")
 
 
 def beyond_limit(id: str, rpc: str, chunks: Callable[[], Iterator[pb.TableChunk]],
@@ -294,6 +299,11 @@ CASES: list[Case] = [
     bad("users-duplicate-user_id", "consume", s1(append("users", user_id="u2")), ("users", "user_id", 3, "u2", 1)),
     bad("users-last_sign_in-string", "consume", s1(put("users", "last_sign_in", ["2024-01-01", None, None])),
         ("users", "last_sign_in", -1, None, 3)),
+    # a huge offending value is clipped in the answer, which keeps its table, column and row
+    bad("users-duplicate-10MB-id", "consume", s1(put("users", "user_id", [HUGE_ID, HUGE_ID, "u3"])),
+        ("users", "user_id", 1, HUGE_ID, 1)),
+    bad("collections-filter-9000-chars-unknown-column", "bundles", s3(filter_is("x" * 9000 + " == 1")),
+        ("collections", "filter", 0, "x" * 9000 + " == 1", 1), phrase="unknown column"),
     bad("users-huge-id-beside-a-null", "consume",
         s1(put("users", "user_id", [HUGE_ID, None, "u3"])), ("users", "user_id", 1, None, 1)),
     bad_upload("upload-users-tenant_id-list", s1(put("users", "tenant_id", [["t1"], ["t1"], ["t1"]])),
@@ -482,6 +492,7 @@ CASES: list[Case] = [
                  lambda: iter(_last(bytes(LIMITS.max_message_bytes + 1))), {}, "larger than max"),
     # dataset handles
     unknown_dataset("dataset-unknown", "ComputeConsumption", "0" * 32),
+    unknown_dataset("dataset-10MB-id", "ComputeConsumption", HUGE_ID),
     unknown_dataset("dataset-path-traversal", "ResolveBundles", "../../../../etc/passwd"),
     unknown_dataset("dataset-empty-id", "Reconcile", ""),
     unknown_dataset("dataset-injection", "WhatIf", "'; DROP TABLE datasets; --" * 20),
