@@ -44,7 +44,7 @@ def status_for(exc: BaseException) -> grpc.Status:
                 "table": exc.table,
                 "column": exc.column,
                 "row": str(exc.row),
-                "value": "" if exc.value is None else clipped(str(exc.value), DETAIL_CHARS),
+                "value": "" if exc.value is None else str(exc.value),
                 "count": str(exc.count),
             },
         )
@@ -100,7 +100,7 @@ def _status(code: int, message: str, details: tuple = ()) -> grpc.Status:
 def _clip_detail(detail) -> None:
     """Clip the free texts of a detail message in place."""
     if isinstance(detail, error_details_pb2.ErrorInfo):
-        for key, value in detail.metadata.items():
+        for key, value in list(detail.metadata.items()):
             detail.metadata[key] = clipped(value, DETAIL_CHARS)
     elif isinstance(detail, error_details_pb2.BadRequest):
         for violation in detail.field_violations:
