@@ -1,8 +1,8 @@
 """Dense integer codes for ids, made once at the edge.
 
 One hash pass per id kind (``dictionary_encode`` over every column of that kind at once), then the
-dictionary is ranked so that code order is id order: byte order for UTF-8 strings, numeric order
-for int64. Keys are (tenant, id): ``tenant_code * len(dictionary) + id_code``, so entity codes
+dictionary is ranked so that code order is id order: byte order for UTF-8 strings (sorted by
+``kernels.strings`` on 8-byte prefixes), numeric order for int64. Keys are (tenant, id): ``tenant_code * len(dictionary) + id_code``, so entity codes
 sort tenant first.
 """
 
@@ -11,6 +11,8 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+
+from licensecore.kernels.strings import sort_order
 
 
 class Dictionary:
@@ -24,7 +26,7 @@ class Dictionary:
             values = encoded.chunk(0).dictionary
         else:
             values = pa.array([], type=typ)
-        order = pc.array_sort_indices(values).to_numpy()
+        order = _sort_indices(values)
         rank = np.empty(len(values) + 1, np.int64)  # rank[-1] = -1 keeps nulls -1
         rank[order] = np.arange(len(values))
         rank[-1] = -1
@@ -37,6 +39,17 @@ class Dictionary:
 
     def __len__(self) -> int:
         return len(self.values)
+
+
+def _sort_indices(values: pa.Array) -> np.ndarray:
+    """``pc.array_sort_indices(values)`` (values without nulls); strings by ``kernels.strings``."""
+    if pa.types.is_string(values.type) or pa.types.is_large_string(values.type):
+        _, offset_buf, data_buf = values.buffers()
+        width = np.int64 if pa.types.is_large_string(values.type) else np.int32
+        offsets = np.frombuffer(offset_buf, width)[values.offset:values.offset + len(values) + 1]
+        data = np.frombuffer(data_buf, np.uint8) if data_buf is not None else np.empty(0, np.uint8)
+        return sort_order(offsets, data)
+    return pc.array_sort_indices(values).to_numpy()
 
 
 class KeySpace:
