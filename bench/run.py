@@ -59,6 +59,7 @@ from licensecore.bench.peers import (
     restricted_bundle_workload,
     restricted_workload,
 )
+from licensecore.server.memory import keep_freed_memory
 
 TASKS = ("consumption", "bundles")
 REFERENCE_SIZES = ("S", "M")
@@ -333,6 +334,7 @@ def main(argv: list[str] | None = None) -> None:
                                      description=__doc__.splitlines()[0])
     add_arguments(parser)
     args = parser.parse_args(argv)
+    keep_freed_memory()
     run(args.size, args.task, args.repeat, args.seed, args.json, args.plot, args.from_json)
 
 

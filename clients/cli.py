@@ -39,6 +39,7 @@ from licensecore.clients.report import (
 from licensecore.clients.tableio import read_tables, write_tables
 from licensecore.clients.whatif_cli import add_whatif_command
 from licensecore.server.errors import InputError
+from licensecore.server.memory import keep_freed_memory
 from licensecore.server.schema import BUNDLE_INPUTS, CONSUMPTION_INPUTS, RECONCILIATION_INPUTS
 
 SIZES = ("S", "M", "L", "XL")
@@ -47,6 +48,7 @@ SIZES = ("S", "M", "L", "XL")
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one command; returns the exit status."""
     args = _parser().parse_args(argv)
+    keep_freed_memory()
     try:
         return args.run(args)
     except InputError as exc:

@@ -19,6 +19,7 @@ from licensecore.kernels.summary import chargeback, license_totals
 from .encode import Dictionary, KeySpace, composite, decode
 from .schema import APPLICATION, CONSUMPTION_INPUTS, CONSUMPTION_OUTPUTS, LICENSE, PARTY
 from .checks import distinct_codes, resolve, unique_keys
+from .parallel import run_all
 from .tables import first_row, normalize_tables
 
 
@@ -59,13 +60,19 @@ class _Encoded:
         users, devices, inst = t["users"], t["devices"], t["installations"]
         lics, links, allocs = t["licenses"], t["license_applications"], t["allocations"]
         order = ["users", "devices", "installations", "licenses", "license_applications", "allocations"]
-        self.tenants = Dictionary([t[name].column("tenant_id") for name in order])
+        # One dictionary per id kind, side by side; the party ids (installations) take longest.
+        self.party, self.tenants, self.app, self.license, self.org = run_all(
+            lambda: Dictionary([
+                users.column("user_id"), devices.column("device_id"), devices.column("user_id"),
+                devices.column("host_id"), inst.column("device_id"), allocs.column("target_id"),
+            ]),
+            lambda: Dictionary([t[name].column("tenant_id") for name in order]),
+            lambda: Dictionary([inst.column("application_id"), links.column("application_id")]),
+            lambda: Dictionary([lics.column("license_id"), links.column("license_id"),
+                                allocs.column("license_id")]),
+            lambda: Dictionary([users.column("org_unit")]),
+        )
         tenant = dict(zip(order, self.tenants.codes))
-
-        self.party = Dictionary([
-            users.column("user_id"), devices.column("device_id"), devices.column("user_id"),
-            devices.column("host_id"), inst.column("device_id"), allocs.column("target_id"),
-        ])
         pw = len(self.party)
         user_key, device_key, device_user_key, host_key, inst_key, target_key = (
             composite(tenant[name], ids, pw)
@@ -91,15 +98,11 @@ class _Encoded:
         inst_device = resolve("installations", "device_id", inst.column("device_id"), self.party_space,
                               inst_key, is_device)
 
-        self.app = Dictionary([inst.column("application_id"), links.column("application_id")])
         aw = len(self.app)
         inst_app_key = composite(tenant["installations"], self.app.codes[0], aw)
         link_app_key = composite(tenant["license_applications"], self.app.codes[1], aw)
         app_space = self.app_space = KeySpace(np.concatenate([inst_app_key, link_app_key]), aw)
 
-        self.license = Dictionary([
-            lics.column("license_id"), links.column("license_id"), allocs.column("license_id"),
-        ])
         lw = len(self.license)
         lic_key, link_lic_key, alloc_lic_key = (
             composite(tenant[name], ids, lw)
@@ -135,7 +138,6 @@ class _Encoded:
         known = np.zeros(n_party, np.bool_)
         known[user_code] = _np(pc.equal(users.column("status"), "active"), np.bool_)
         self.user_code = user_code
-        self.org = Dictionary([users.column("org_unit")])
         self.party_org = np.full(n_party, len(self.org), np.int64)
         self.party_org[user_code] = np.where(self.org.codes[0] >= 0, self.org.codes[0], len(self.org))
         self.input = ConsumptionInput(
@@ -182,11 +184,15 @@ def _outputs(t: dict[str, pa.Table], enc: _Encoded, r: ConsumptionResult,
     lics = t["licenses"].take(pa.array(enc.license_rows))
     alloc_types = t["allocations"].column("type")
 
+    # The id columns of the consumption rows (millions of strings) are decoded side by side.
+    consumer_ids, license_ids, tenant_ids = run_all(
+        lambda: party_ids(r.row_consumer), lambda: lic_ids(r.row_license),
+        lambda: lic_tenant(r.row_license))
     consumption = {
-        "tenant_id": lic_tenant(r.row_license),
-        "license_id": lic_ids(r.row_license),
+        "tenant_id": tenant_ids,
+        "license_id": license_ids,
         "consumer_type": pa.array(codes.CONSUMER_TYPES).take(pa.array(r.row_type)),
-        "consumer_id": party_ids(r.row_consumer),
+        "consumer_id": consumer_ids,
         "devices": pa.array(r.row_devices, pa.int64()),
         "consumption": pa.array(r.row_consumption, pa.float64()),
         "reason": pa.array(codes.REASONS).take(pa.array(r.row_reason)),

@@ -1,0 +1,28 @@
+"""Independent Arrow and Numba steps of one request, run side by side.
+
+Arrow compute functions and the ``nogil`` kernels release the GIL, so a few threads use every core
+for steps that do not depend on each other (one id kind's dictionary and another's, one output
+column and another). Tasks given to the pool never wait on the pool, so requests sharing it
+cannot deadlock.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+_POOL = ThreadPoolExecutor(max_workers=max(os.cpu_count() or 1, 2) - 1,
+                           thread_name_prefix="licensecore-step")
+
+
+def run_all(*steps: Callable[[], Any]) -> list[Any]:
+    """The results of ``steps`` in order: the first runs in the calling thread, the others in the
+    pool (put the longest first). The first exception raised by a step is raised."""
+    futures = [_POOL.submit(step) for step in steps[1:]]
+    try:
+        first = steps[0]()
+    finally:
+        results = [future.result() for future in futures]  # wait: no step outlives the call
+    return [first, *results]
