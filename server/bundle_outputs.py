@@ -10,6 +10,7 @@ from licensecore.kernels import bundles as kb
 from licensecore.kernels.sorting import csr_offsets
 
 from .encode import decode
+from .parallel import run_all
 from .schema import (
     ACCOUNT, ACTOR_TYPES, BUNDLE, BUNDLE_OUTPUTS, BUNDLE_STATUSES, LICENSE_GROUP, POOL, PRINCIPAL, SKU,
 )
@@ -51,12 +52,24 @@ def assemble(r, max_remove_fraction: float, guard_min_members: int) -> dict[str,
     granted = status == kb.GRANTED
     over = (status == kb.OVER_BUNDLE) | (status == kb.OVER_POOL)
     d = _Decoder(r)
+    all_b = np.arange(n_bundle)
+    eli_bundle = np.repeat(all_b, np.diff(eli_off))
+    # The id columns of the two big tables (millions of strings), decoded side by side.
+    (a_person, a_account, a_tenant, a_bundle, e_person, e_tenant, e_bundle) = run_all(
+        lambda: d.ids(r.principal, r.persons, res_person, PRINCIPAL),
+        lambda: d.ids(r.account, r.accounts, r.person_account[res_person], ACCOUNT),
+        lambda: d.tenant(r.bundles, res_bundle),
+        lambda: d.ids(r.bundle, r.bundles, res_bundle, BUNDLE),
+        lambda: d.ids(r.principal, r.persons, eli_person, PRINCIPAL),
+        lambda: d.tenant(r.bundles, eli_bundle),
+        lambda: d.ids(r.bundle, r.bundles, eli_bundle, BUNDLE),
+    )
     tables = {
         "bundle_assignees": {
-            "tenant_id": d.tenant(r.bundles, res_bundle),
-            "bundle_id": d.ids(r.bundle, r.bundles, res_bundle, BUNDLE),
-            "person_id": d.ids(r.principal, r.persons, res_person, PRINCIPAL),
-            "account_id": d.ids(r.account, r.accounts, r.person_account[res_person], ACCOUNT),
+            "tenant_id": a_tenant,
+            "bundle_id": a_bundle,
+            "person_id": a_person,
+            "account_id": a_account,
             "status": pa.array(BUNDLE_STATUSES).take(pa.array(status)),
         },
         "fulfillment": {
@@ -71,7 +84,6 @@ def assemble(r, max_remove_fraction: float, guard_min_members: int) -> dict[str,
     count = lambda mask, groups, n: np.bincount(groups[mask], minlength=n).astype(np.int64)  # noqa: E731
     b_granted = count(granted, res_bundle, n_bundle)
     b_over = count(over, res_bundle, n_bundle)
-    all_b = np.arange(n_bundle)
     tables["bundle_summary"] = {
         "tenant_id": d.tenant(r.bundles, all_b),
         "bundle_id": d.ids(r.bundle, r.bundles, all_b, BUNDLE),
@@ -86,12 +98,7 @@ def assemble(r, max_remove_fraction: float, guard_min_members: int) -> dict[str,
     }
     tables["pool_summary"] = _pool_summary(r, d, bundle_capacity, pool_capacity, b_granted, b_over)
     tables["sku_summary"] = _sku_summary(r, d, res_bundle, res_person, granted)
-    eli_bundle = np.repeat(all_b, np.diff(eli_off))
-    tables["eligibility"] = {
-        "tenant_id": d.tenant(r.bundles, eli_bundle),
-        "bundle_id": d.ids(r.bundle, r.bundles, eli_bundle, BUNDLE),
-        "person_id": d.ids(r.principal, r.persons, eli_person, PRINCIPAL),
-    }
+    tables["eligibility"] = {"tenant_id": e_tenant, "bundle_id": e_bundle, "person_id": e_person}
     tables["conflicts"] = _conflicts(r, d, res_bundle, res_person, granted)
     tables["warnings"] = _warnings(r)
     return {name: pa.table({c: tables[name][c] for c, _, _ in BUNDLE_OUTPUTS[name]})
