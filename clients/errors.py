@@ -22,6 +22,9 @@ class LicenseCoreServerError(Exception):
         self.code = code
         self.message = message
         self.details = tuple(details)
+        # The ErrorInfo's metadata (the typed subclasses read their fields from it).
+        self.metadata: dict[str, str] = dict(next(
+            (d.metadata for d in self.details if isinstance(d, error_details_pb2.ErrorInfo)), {}))
 
 
 class InputRejected(LicenseCoreServerError):
@@ -31,14 +34,11 @@ class InputRejected(LicenseCoreServerError):
         self, code: grpc.StatusCode, message: str, details: Sequence[Message] = ()
     ) -> None:
         super().__init__(code, message, details)
-        meta = next(
-            (d.metadata for d in self.details if isinstance(d, error_details_pb2.ErrorInfo)), {}
-        )
-        self.table: str = meta.get("table", "")
-        self.column: str = meta.get("column", "")
-        self.row: int = int(meta.get("row", -1))
-        self.value: str = meta.get("value", "")
-        self.count: int = int(meta.get("count", 0))
+        self.table: str = self.metadata.get("table", "")
+        self.column: str = self.metadata.get("column", "")
+        self.row: int = int(self.metadata.get("row", -1))
+        self.value: str = self.metadata.get("value", "")
+        self.count: int = int(self.metadata.get("count", 0))
 
     @property
     def field(self) -> str:
@@ -66,12 +66,9 @@ class PermissionDenied(LicenseCoreServerError):
         self, code: grpc.StatusCode, message: str, details: Sequence[Message] = ()
     ) -> None:
         super().__init__(code, message, details)
-        meta = next(
-            (d.metadata for d in self.details if isinstance(d, error_details_pb2.ErrorInfo)), {}
-        )
-        self.table: str = meta.get("table", "")
-        self.tenants: tuple[str, ...] = tuple(json.loads(meta.get("tenants") or "[]"))
-        self.dataset_id: str = meta.get("dataset_id", "")
+        self.table: str = self.metadata.get("table", "")
+        self.tenants: tuple[str, ...] = tuple(json.loads(self.metadata.get("tenants") or "[]"))
+        self.dataset_id: str = self.metadata.get("dataset_id", "")
 
 
 class ResourceExhausted(LicenseCoreServerError):
@@ -83,12 +80,9 @@ class ResourceExhausted(LicenseCoreServerError):
         self, code: grpc.StatusCode, message: str, details: Sequence[Message] = ()
     ) -> None:
         super().__init__(code, message, details)
-        meta = next(
-            (d.metadata for d in self.details if isinstance(d, error_details_pb2.ErrorInfo)), {}
-        )
-        self.limit: str = meta.get("limit", "")
-        self.maximum: int = int(meta.get("maximum", 0))
-        self.value: int = int(meta.get("value", 0))
+        self.limit: str = self.metadata.get("limit", "")
+        self.maximum: int = int(self.metadata.get("maximum", 0))
+        self.value: int = int(self.metadata.get("value", 0))
 
 
 class DataLoss(LicenseCoreServerError):
@@ -98,11 +92,8 @@ class DataLoss(LicenseCoreServerError):
         self, code: grpc.StatusCode, message: str, details: Sequence[Message] = ()
     ) -> None:
         super().__init__(code, message, details)
-        meta = next(
-            (d.metadata for d in self.details if isinstance(d, error_details_pb2.ErrorInfo)), {}
-        )
-        self.dataset_id: str = meta.get("dataset_id", "")
-        self.file: str = meta.get("file", "")
+        self.dataset_id: str = self.metadata.get("dataset_id", "")
+        self.file: str = self.metadata.get("file", "")
 
 
 _DETAIL_TYPES = (error_details_pb2.BadRequest, error_details_pb2.ErrorInfo,
