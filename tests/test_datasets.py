@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 import json
-import os
 import re
 import signal
-import subprocess
-import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -258,30 +255,6 @@ def test_upload_cancelled_mid_stream_stores_nothing(tmp_path):
         assert [p.name for p in tmp_path.iterdir()] == [handle]
     finally:
         server.stop(None)
-
-
-@pytest.fixture
-def serve_process(tmp_path) -> Iterator:
-    """Start ``licensecore serve --data-dir`` on a free port; returns a starter; kills at the end."""
-    processes: list[subprocess.Popen] = []
-
-    def start() -> str:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "licensecore.clients.cli", "serve", "--port", "0",
-             "--data-dir", str(tmp_path / "data")],
-            stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"},
-        )
-        processes.append(process)
-        line = process.stdout.readline()
-        match = re.search(r"serving on (\S+)", line)
-        assert match, f"no address in {line!r}"
-        return match.group(1)
-
-    yield start, processes
-    for process in processes:
-        if process.poll() is None:
-            process.kill()
-        process.wait(10)
 
 
 def test_dataset_survives_a_killed_server(serve_process):

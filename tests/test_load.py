@@ -10,11 +10,8 @@ the bearer token of ``LICENSECORE_TOKEN``.
 from __future__ import annotations
 
 import dataclasses
-import os
 import re
 import signal
-import subprocess
-import sys
 import threading
 from collections.abc import Callable, Iterator
 from concurrent import futures
@@ -208,30 +205,6 @@ def test_downloads_cancelled_after_the_first_chunk_release_their_slots(loaded_se
             results = list(pool.map(client.compute_consumption, [handle, handle, handle]))
     for got in results:
         _equal(got, want)
-
-
-@pytest.fixture
-def serve_process(tmp_path) -> Iterator:
-    """Starts ``licensecore serve --port 0 --data-dir DIR``; returns a starter and the processes."""
-    processes: list[subprocess.Popen] = []
-
-    def start() -> str:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "licensecore.clients.cli", "serve", "--port", "0",
-             "--data-dir", str(tmp_path / "data")],
-            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"})
-        processes.append(process)
-        line = process.stdout.readline()
-        match = re.search(r"serving on (\S+)", line)
-        assert match, f"no address in {line!r}"
-        return match.group(1)
-
-    yield start, processes
-    for process in processes:
-        if process.poll() is None:
-            process.kill()
-        process.wait(10)
 
 
 def test_server_killed_between_upload_and_compute_keeps_every_dataset(serve_process):
