@@ -26,7 +26,7 @@ def reconciliation_inputs(draw: st.DrawFn) -> dict[str, pa.Table]:
                                                  tables[name][col].to_pylist())]
     int_ids = any(pa.types.is_int64(f.type) for table in tables.values() for f in table.schema
                   if f.name.endswith("_id") and f.name not in ("tenant_id", "sku_id"))
-    stranger = (t := (parties[0][0] if parties else "t1"), 99 if int_ids else "stranger")
+    stranger = (parties[0][0] if parties else "t1", 99 if int_ids else "stranger")
     seats = draw(st.lists(st.tuples(st.sampled_from(parties + [stranger]), st.sampled_from(SKUS)),
                           max_size=12))  # duplicates welcome: one seat per user per SKU
     tables["directory_licenses"] = pa.table({
