@@ -247,13 +247,13 @@ def test_upload_cancelled_mid_stream_stores_nothing(tmp_path):
         with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
             upload = pb_grpc.LicenseCoreStub(channel).Upload.future(requests())
             assert sent_all.wait(10)
-            upload.cancel()
-            hold.set()
+            upload.cancel()  # the stream is still open: the server never sees its end
             with LicenseCoreClient(f"127.0.0.1:{port}", timeout=30) as client:
                 assert client.health() == "SERVING"
                 handle = client.upload(TABLES)  # the server goes on; only this dataset is stored
         assert [p.name for p in tmp_path.iterdir()] == [handle]
     finally:
+        hold.set()  # only now may the request generator finish
         server.stop(None)
 
 
