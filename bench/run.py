@@ -23,13 +23,17 @@ Engines (consumption; bundles has the same except polars):
 - ``floor``: reads every byte of every input buffer once (NumPy ``max`` over each Arrow buffer):
   the memory-bandwidth floor, not a computation.
 
-Memory: ``peak_rss_bytes`` is the process's resident high-water mark (``VmHWM``) during one
-untimed call of the engine, after resetting it through ``/proc/self/clear_refs``; it includes the
-interpreter, the libraries and all the generated inputs held by the runner, so the per-engine
-figure that matters is ``rss_delta_bytes`` = that peak minus the resident size just before the
-call (memory cached by an allocator from earlier calls can make it an underestimate). For the gRPC
-engine the server runs in the same process, so both sides are counted. Without clear_refs (not
-Linux), the process-lifetime peak (``ru_maxrss``) is reported and the delta is null.
+Memory is measured apart from the timings, after them, one engine at a time, each in a fresh
+process (``bench.memprobe``): the runner writes the restricted and the full input tables once to
+Arrow IPC files in a temporary directory; the child reads its engine's tables (resident, not
+memory-mapped), imports and warms up the engine (kernels compiled, one call on empty tables),
+resets its resident high-water mark through ``/proc/self/clear_refs`` and calls the engine once.
+``input_rss_bytes`` is the child's resident size just before that call (interpreter, the engine's
+libraries and its input), ``peak_rss_bytes`` its high-water mark (``VmHWM``) during the call and
+``rss_delta_bytes`` the difference: the engine's working memory. So the runner's generated data,
+licensecore's reference output and other engines' allocator caches count for no engine. For
+``licensecore-grpc`` the child holds the server and the client, both counted. Without clear_refs
+(not Linux), the child's lifetime peak (``ru_maxrss``) is reported and the other two are null.
 """
 
 from __future__ import annotations
@@ -40,11 +44,13 @@ import json
 import os
 import platform
 import statistics
+import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from importlib import metadata
+from importlib import import_module, metadata
 from pathlib import Path
 
 import numpy as np
@@ -103,45 +109,68 @@ def _rows_to_tables(rows: Mapping[str, list[dict]], want: Mapping[str, pa.Table]
     return {name: pa.Table.from_pylist(rows[name], schema=want[name].schema) for name in want}
 
 
-def _engines(task: str, size: str, full: dict, restricted: dict, client) -> list[Engine]:
-    """The engines of ``task``; ``client`` is a LicenseCoreClient connected to the in-process server."""
-    if task == "consumption":
-        from licensecore.bench.peers import duckdb_consumption, polars_consumption
-        from licensecore.server.consumption import compute_consumption as core
-        columns = CONSUMPTION_OUTPUT_COLUMNS
-        peers = {"duckdb": duckdb_consumption.consumption, "polars": polars_consumption.consumption}
-        remote = client.compute_consumption
-    else:
-        from licensecore.bench.peers import duckdb_bundles
-        from licensecore.server.bundles import resolve_bundles as core
-        columns = BUNDLE_OUTPUT_COLUMNS
-        peers = {"duckdb": duckdb_bundles.resolve}
-        remote = client.resolve_bundles
-    want = core(restricted)
+# the in-process function of each (task, engine), as "module:function"; licensecore-full is licensecore's
+_FUNCTIONS = {
+    ("consumption", "licensecore"): "licensecore.server.consumption:compute_consumption",
+    ("consumption", "duckdb"): "licensecore.bench.peers.duckdb_consumption:consumption",
+    ("consumption", "polars"): "licensecore.bench.peers.polars_consumption:consumption",
+    ("bundles", "licensecore"): "licensecore.server.bundles:resolve_bundles",
+    ("bundles", "duckdb"): "licensecore.bench.peers.duckdb_bundles:resolve",
+}
 
-    def checker(name: str, convert=lambda out: out):
+
+def engine_names(task: str, size: str) -> list[str]:
+    """The engines of ``task`` at ``size``, in the order they run and are reported."""
+    peers = [name for (t, name) in _FUNCTIONS if t == task and name != "licensecore"]
+    reference = ["reference"] if size in REFERENCE_SIZES else []
+    return ["licensecore", "licensecore-full", "licensecore-grpc", *peers, *reference, "floor"]
+
+
+def input_set(engine: str) -> str:
+    """Which generated tables the engine reads: "full" for licensecore-full, else "restricted"."""
+    return "full" if engine == "licensecore-full" else "restricted"
+
+
+def engine_call(task: str, engine: str, tables: Mapping[str, pa.Table],
+                client=None) -> Callable[[], object]:
+    """One call of ``engine`` on ``tables``; ``client``: a LicenseCoreClient, for licensecore-grpc.
+
+    The engine's modules are imported here, so that a process measuring one engine loads only them.
+    """
+    if engine == "licensecore-grpc":
+        remote = client.compute_consumption if task == "consumption" else client.resolve_bundles
+        return lambda: remote(client.upload(tables))
+    if engine == "floor":
+        return lambda: floor(tables)
+    if engine == "reference":
+        function = _reference(task)
+    else:
+        module, name = _FUNCTIONS[(task, engine.removesuffix("-full"))].split(":")
+        function = getattr(import_module(module), name)
+    return lambda: function(tables)
+
+
+def _engines(task: str, size: str, inputs: Mapping[str, Mapping[str, pa.Table]],
+             client) -> list[Engine]:
+    """The engines of ``task`` on ``inputs`` ("restricted" and "full" tables), with their checks."""
+    want = engine_call(task, "licensecore", inputs["restricted"])()
+    columns = CONSUMPTION_OUTPUT_COLUMNS if task == "consumption" else BUNDLE_OUTPUT_COLUMNS
+
+    def checker(name: str) -> Callable[[object], None] | None:
+        if name in ("licensecore", "licensecore-full", "floor"):
+            return None
+        convert = (lambda out: _rows_to_tables(out, want)) if name == "reference" else (lambda out: out)
         return lambda out: assert_same(name, want, convert(out), columns)
 
-    engines = [
-        Engine("licensecore", lambda: core(restricted), restricted),
-        Engine("licensecore-full", lambda: core(full), full),
-        Engine("licensecore-grpc", lambda: remote(client.upload(restricted)), restricted,
-               checker("licensecore-grpc")),
-    ]
-    engines += [Engine(name, lambda f=f: f(restricted), restricted, checker(name))
-                for name, f in peers.items()]
-    if size in REFERENCE_SIZES:
-        ref = _reference(task)
-        engines.append(Engine("reference", lambda: ref(restricted), restricted,
-                              checker("reference", lambda out: _rows_to_tables(out, want))))
-    engines.append(Engine("floor", lambda: floor(restricted), restricted))
-    return engines
+    return [Engine(name, engine_call(task, name, inputs[input_set(name)], client),
+                   inputs[input_set(name)], checker(name))
+            for name in engine_names(task, size)]
 
 
 # ---------------------------------------------------------------------------------- memory
 
 
-def _proc_kib(path: str, field: str) -> int | None:
+def proc_kib(path: str, field: str) -> int | None:
     """A ``field:  N kB`` line of a /proc file, in KiB (None where /proc is not there)."""
     try:
         with open(path) as f:
@@ -153,26 +182,35 @@ def _proc_kib(path: str, field: str) -> int | None:
     return None
 
 
-def _reset_peak() -> bool:
-    try:
-        with open("/proc/self/clear_refs", "w") as f:
-            f.write("5")
-        return True
-    except OSError:
-        return False
+def _write_inputs(inputs: Mapping[str, Mapping[str, pa.Table]], directory: Path) -> None:
+    """Each input set as ``directory/<set>/<table>.arrow`` (Arrow IPC files), for the memory probes."""
+    for set_name, tables in inputs.items():
+        (directory / set_name).mkdir()
+        for name, table in tables.items():
+            with pa.ipc.new_file(str(directory / set_name / f"{name}.arrow"), table.schema) as writer:
+                writer.write_table(table)
 
 
-def measure_memory(run: Callable[[], object]) -> tuple[object, int, int | None]:
-    """Run once; return (output, peak RSS bytes during the call, peak minus RSS before or None)."""
-    gc.collect()
-    if _reset_peak():
-        before = _proc_kib("/proc/self/status", "VmRSS")
-        out = run()
-        peak = _proc_kib("/proc/self/status", "VmHWM")
-        return out, peak * 1024, (peak - before) * 1024
-    import resource
-    out = run()
-    return out, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024, None
+def probe_memory(task: str, engine: str, input_dir: Path) -> dict:
+    """Run ``bench.memprobe`` for ``engine`` on the tables in ``input_dir``; its memory figures."""
+    command = [sys.executable, "-m", "licensecore.bench.memprobe", "--task", task,
+               "--engine", engine, "--input", str(input_dir)]
+    stdout = subprocess.run(command, check=True, stdout=subprocess.PIPE, text=True).stdout
+    return json.loads(stdout.splitlines()[-1])
+
+
+def measure_memory(task: str, size: str, engines: list[str],
+                   inputs: Mapping[str, Mapping[str, pa.Table]], log=print) -> dict[str, dict]:
+    """Memory figures of each engine, measured one after the other, each in a process of its own."""
+    memory = {}
+    with tempfile.TemporaryDirectory(prefix="licensecore-bench-") as tmp:
+        _write_inputs(inputs, Path(tmp))
+        for engine in engines:
+            start = time.perf_counter()
+            memory[engine] = probe_memory(task, engine, Path(tmp) / input_set(engine))
+            log(f"[{task} {size}] {engine}: memory measured in "
+                f"{time.perf_counter() - start:.1f} s (own process)")
+    return memory
 
 
 # ---------------------------------------------------------------------------------- runner
@@ -186,7 +224,7 @@ def machine() -> dict:
             cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
     except (OSError, StopIteration):
         pass
-    memory = _proc_kib("/proc/meminfo", "MemTotal")
+    memory = proc_kib("/proc/meminfo", "MemTotal")
     versions = {}
     for package in ("licensecore", "numpy", "numba", "pyarrow", "grpcio", "duckdb", "polars"):
         try:
@@ -204,7 +242,8 @@ def _rows_bytes(tables: Mapping[str, pa.Table]) -> tuple[int, int]:
 
 def run_task(task: str, size: str, repeat: int, seed: int, client,
              log=print) -> list[dict]:
-    """Generate, warm up and check every engine, then time them interleaved; one dict per engine."""
+    """Generate, warm up and check every engine, time them interleaved, then measure each one's
+    memory in a process of its own; one dict per engine."""
     start = time.perf_counter()
     if task == "consumption":
         full = generate(size, seed)
@@ -213,14 +252,13 @@ def run_task(task: str, size: str, repeat: int, seed: int, client,
         full = generate_bundles(size, seed)
         restricted = restricted_bundle_workload(full)
     log(f"[{task} {size}] generated in {time.perf_counter() - start:.1f} s")
-    engines = _engines(task, size, full, restricted, client)
-    memory = {}
-    for engine in engines:  # warm-up (JIT), equality check, memory
+    inputs = {"restricted": restricted, "full": full}
+    engines = _engines(task, size, inputs, client)
+    for engine in engines:  # warm-up (JIT), equality check
         start = time.perf_counter()
-        out, peak, delta = measure_memory(engine.run)
+        out = engine.run()
         if engine.check is not None:
             engine.check(out)
-        memory[engine.name] = (peak, delta)
         del out
         log(f"[{task} {size}] {engine.name}: warm-up {time.perf_counter() - start:.2f} s"
             + (", agrees with licensecore" if engine.check else ""))
@@ -232,14 +270,17 @@ def run_task(task: str, size: str, repeat: int, seed: int, client,
             out = engine.run()
             times[engine.name].append(time.perf_counter() - start)
             del out
+    memory = measure_memory(task, size, [e.name for e in engines], inputs, log)
     results = []
     for engine in engines:
         rows, nbytes = _rows_bytes(engine.tables)
         t = times[engine.name]
+        m = memory[engine.name]
         results.append({"task": task, "engine": engine.name, "size": size, "rows": rows,
                         "input_bytes": nbytes, "repeat": repeat, "median_s": statistics.median(t),
-                        "min_s": min(t), "max_s": max(t), "peak_rss_bytes": memory[engine.name][0],
-                        "rss_delta_bytes": memory[engine.name][1]})
+                        "min_s": min(t), "max_s": max(t), "peak_rss_bytes": m["peak_rss_bytes"],
+                        "rss_delta_bytes": m["rss_delta_bytes"],
+                        "input_rss_bytes": m["input_rss_bytes"]})
     return results
 
 
@@ -247,7 +288,8 @@ def format_table(results: list[dict]) -> str:
     """The printed table: one line per (task, engine)."""
     base = {(r["task"], r["size"]): r["median_s"] for r in results if r["engine"] == "licensecore"}
     head = (f"{'task':12s} {'size':4s} {'engine':17s} {'rows':>11s} {'median s':>9s} {'min s':>9s} "
-            f"{'max s':>9s} {'ratio':>8s} {'rows/s':>11s} {'peak RSS':>9s} {'Δ RSS':>9s}")
+            f"{'max s':>9s} {'ratio':>8s} {'rows/s':>11s} {'peak RSS':>9s} {'Δ RSS':>9s} "
+            f"{'peak/input':>10s}")
     lines = [head, "-" * len(head)]
     for r in results:
         ratio = r["median_s"] / base[(r["task"], r["size"])] if (r["task"], r["size"]) in base else float("nan")
@@ -255,7 +297,8 @@ def format_table(results: list[dict]) -> str:
         lines.append(
             f"{r['task']:12s} {r['size']:4s} {r['engine']:17s} {r['rows']:>11,d} {r['median_s']:>9.4f} "
             f"{r['min_s']:>9.4f} {r['max_s']:>9.4f} {ratio:>7.2f}x {r['rows'] / r['median_s']:>11,.0f} "
-            f"{r['peak_rss_bytes'] / 2**20:>7,.0f} M {delta:>9s}")
+            f"{r['peak_rss_bytes'] / 2**20:>7,.0f} M {delta:>9s} "
+            f"{r['peak_rss_bytes'] / r['input_bytes']:>9.2f}x")
     return "\n".join(lines)
 
 
