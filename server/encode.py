@@ -12,43 +12,122 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from licensecore.kernels import guids
 from licensecore.kernels.strings import sort_order
+
+from .parallel import PARTS, run_parts
 
 
 class Dictionary:
-    """Sorted distinct values of several columns, and each column's codes into them."""
+    """Sorted distinct values of several columns, and each column's codes into them.
+
+    Columns whose every value is a canonical lowercase GUID are encoded as 128-bit integers
+    (``kernels.guids``); any other column set by Arrow's ``dictionary_encode``. Both give the same
+    values and codes.
+    """
 
     def __init__(self, columns: list[pa.ChunkedArray]) -> None:
         chunks = [chunk for col in columns for chunk in col.chunks]
         typ = columns[0].type if columns else pa.string()
-        encoded = pa.chunked_array(chunks, type=typ).dictionary_encode()
-        if encoded.num_chunks:
-            values = encoded.chunk(0).dictionary
-        else:
-            values = pa.array([], type=typ)
-        order = _sort_indices(values)
-        rank = np.empty(len(values) + 1, np.int64)  # rank[-1] = -1 keeps nulls -1
-        rank[order] = np.arange(len(values))
-        rank[-1] = -1
-        self.values: pa.Array = values.take(pa.array(order))
-        parts = [np.asarray(c.indices.fill_null(-1).to_numpy(), np.int64) for c in encoded.chunks]
-        codes = rank[np.concatenate(parts)] if parts else np.empty(0, np.int64)
+        encoded = _guid_encode(chunks, typ) or _arrow_encode(chunks, typ)
+        self.values: pa.Array = encoded[0]
         # Split by row counts: dictionary_encode may drop empty chunks.
         bounds = np.cumsum([len(col) for col in columns])[:-1]
-        self.codes: list[np.ndarray] = np.split(codes, bounds)
+        self.codes: list[np.ndarray] = np.split(encoded[1], bounds)
 
     def __len__(self) -> int:
         return len(self.values)
 
 
+def _ranked(order: np.ndarray) -> np.ndarray:
+    """Rank of each value given the order that sorts them, and rank[-1] = -1 (nulls stay -1)."""
+    rank = np.empty(order.size + 1, np.int64)
+    rank[order] = np.arange(order.size)
+    rank[-1] = -1
+    return rank
+
+
+def _arrow_encode(chunks: list[pa.Array], typ: pa.DataType) -> tuple[pa.Array, np.ndarray]:
+    """Sorted distinct values and codes through Arrow's hash table."""
+    encoded = pa.chunked_array(chunks, type=typ).dictionary_encode()
+    values = encoded.chunk(0).dictionary if encoded.num_chunks else pa.array([], type=typ)
+    order = _sort_indices(values)
+    parts = [np.asarray(c.indices.fill_null(-1).to_numpy(), np.int64) for c in encoded.chunks]
+    codes = _ranked(order)[np.concatenate(parts)] if parts else np.empty(0, np.int64)
+    return values.take(pa.array(order)), codes
+
+
+def _guid_encode(chunks: list[pa.Array], typ: pa.DataType) -> tuple[pa.Array, np.ndarray] | None:
+    """Sorted distinct values and codes through ``kernels.guids``; None unless every value is a
+    canonical lowercase GUID. Parsing and the hash table are split into parts run side by side."""
+    large = pa.types.is_large_string(typ)
+    if not (pa.types.is_string(typ) or large) or not chunks:
+        return None
+    n = sum(len(chunk) for chunk in chunks)
+    hi, lo = np.empty(n, np.uint64), np.empty(n, np.uint64)
+    valid = np.ones(n, np.bool_)
+    ranges, pos = [], 0
+    for chunk in chunks:
+        ranges.append((chunk, pos))
+        pos += len(chunk)
+
+    def parse(p: int) -> bool:
+        return all(_parse_rows(chunk, start, p, hi, lo, valid) for chunk, start in ranges)
+
+    if not all(run_parts(parse)):
+        return None
+    parts = PARTS
+    sizes = guids.part_sizes(hi, lo, valid, parts)
+    starts = np.concatenate([[0], np.cumsum(sizes)])
+    out_hi, out_lo = np.empty(starts[-1], np.uint64), np.empty(starts[-1], np.uint64)
+    codes = np.full(n, -1, np.int64)
+    found = run_parts(lambda p: guids.distinct_part(hi, lo, valid, parts, p, codes,
+                                                    out_hi[starts[p]:], out_lo[starts[p]:]))
+    base = np.concatenate([[0], np.cumsum(found)[:-1]])
+    run_parts(lambda p: guids.rebase(*(a[p * n // parts:(p + 1) * n // parts] for a in (codes, hi, lo)),
+                                     base))
+    del hi, lo
+    distinct_hi = np.concatenate([out_hi[s:s + f] for s, f in zip(starts, found)])
+    distinct_lo = np.concatenate([out_lo[s:s + f] for s, f in zip(starts, found)])
+    if not large and distinct_hi.size * guids.GUID_LENGTH >= 2**31:
+        return None  # the values would not fit a string array's int32 offsets
+    order = guids.sort_order(distinct_hi, distinct_lo)
+    data = guids.format_guids(distinct_hi[order], distinct_lo[order])
+    offsets = np.arange(0, data.size + 1, guids.GUID_LENGTH, dtype=np.int64 if large else np.int32)
+    values = pa.Array.from_buffers(typ, order.size, [None, pa.py_buffer(offsets), pa.py_buffer(data)])
+    return values, _ranked(order)[codes]
+
+
+def _parse_rows(chunk: pa.Array, start: int, p: int, hi: np.ndarray, lo: np.ndarray,
+                valid: np.ndarray) -> bool:
+    """Parse part ``p`` (of ``PARTS``) of ``chunk``'s rows into ``hi``/``lo``/``valid`` from row
+    ``start``; False when a value is not a canonical GUID."""
+    a, b = p * len(chunk) // PARTS, (p + 1) * len(chunk) // PARTS
+    rows = chunk.slice(a, b - a)
+    start += a
+    end = start + len(rows)
+    if rows.null_count == len(rows):  # all null, or empty
+        valid[start:end] = False
+        return True
+    mask = np.asarray(rows.is_valid()) if rows.null_count else np.empty(0, np.bool_)
+    if mask.size:
+        valid[start:end] = mask
+    return guids.parse(*_string_buffers(rows), mask, hi[start:end], lo[start:end])
+
+
+def _string_buffers(values: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+    """A string array's offsets (its slice) and data bytes, without copying."""
+    _, offset_buf, data_buf = values.buffers()
+    width = np.int64 if pa.types.is_large_string(values.type) else np.int32
+    offsets = np.frombuffer(offset_buf, width)[values.offset:values.offset + len(values) + 1]
+    data = np.frombuffer(data_buf, np.uint8) if data_buf is not None else np.empty(0, np.uint8)
+    return offsets, data
+
+
 def _sort_indices(values: pa.Array) -> np.ndarray:
     """``pc.array_sort_indices(values)`` (values without nulls); strings by ``kernels.strings``."""
     if pa.types.is_string(values.type) or pa.types.is_large_string(values.type):
-        _, offset_buf, data_buf = values.buffers()
-        width = np.int64 if pa.types.is_large_string(values.type) else np.int32
-        offsets = np.frombuffer(offset_buf, width)[values.offset:values.offset + len(values) + 1]
-        data = np.frombuffer(data_buf, np.uint8) if data_buf is not None else np.empty(0, np.uint8)
-        return sort_order(offsets, data)
+        return sort_order(*_string_buffers(values))
     return pc.array_sort_indices(values).to_numpy()
 
 

@@ -2,8 +2,8 @@
 
 Arrow compute functions and the ``nogil`` kernels release the GIL, so a few threads use every core
 for steps that do not depend on each other (one id kind's dictionary and another's, one output
-column and another). Tasks given to the pool never wait on the pool, so requests sharing it
-cannot deadlock.
+column and another). Tasks given to the step pool never wait on it, so requests sharing it cannot
+deadlock; a step may split its own work into parts on the part pool, whose tasks wait on nothing.
 """
 
 from __future__ import annotations
@@ -13,8 +13,9 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-_POOL = ThreadPoolExecutor(max_workers=max(os.cpu_count() or 1, 2) - 1,
-                           thread_name_prefix="licensecore-step")
+PARTS = os.cpu_count() or 1  # how many parts a step splits its work into
+_POOL = ThreadPoolExecutor(max_workers=max(PARTS, 2) - 1, thread_name_prefix="licensecore-step")
+_PARTS_POOL = ThreadPoolExecutor(max_workers=PARTS, thread_name_prefix="licensecore-part")
 
 
 def run_all(*steps: Callable[[], Any]) -> list[Any]:
@@ -26,3 +27,10 @@ def run_all(*steps: Callable[[], Any]) -> list[Any]:
     finally:
         results = [future.result() for future in futures]  # wait: no step outlives the call
     return [first, *results]
+
+
+def run_parts(part: Callable[[int], Any], parts: int = PARTS) -> list[Any]:
+    """``[part(0), ..., part(parts - 1)]``, run side by side; ``part`` must not use either pool."""
+    if parts == 1:
+        return [part(0)]
+    return list(_PARTS_POOL.map(part, range(parts)))

@@ -58,3 +58,49 @@ def test_string_sort_is_byte_order_and_stable(strings, large, skip):
     array = pa.array(["x"] * skip + strings, pa.large_string() if large else pa.string()).slice(skip)
     order = sort_order(*_buffers(array))
     assert order.tolist() == sorted(range(len(strings)), key=lambda i: strings[i].encode())
+
+
+def _guid(n: int) -> str:
+    h = f"{n:032x}"
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
+# Small id domains so that duplicates are common; near-GUIDs (upper case, no dash, one character
+# short) force the fallback to Arrow's dictionary for the whole column set.
+guid_ids = st.one_of(
+    st.none(),
+    st.builds(_guid, st.sampled_from([0, 1, 9, 10, 15, 16, 2**64 - 1, 2**64, 2**64 + 1, 2**127, 2**128 - 1])),
+)
+near_guids = st.sampled_from([_guid(10).upper(), _guid(11).replace("-", "0"), _guid(12)[:-1], "u1"])
+
+
+@given(st.lists(st.lists(guid_ids, max_size=8), min_size=1, max_size=4), st.lists(near_guids, max_size=1),
+       st.booleans(), st.integers(0, 2))
+def test_guid_dictionary_equals_the_plain_definition(columns, odd, large, skip):
+    """The GUID fast path (and its fallback) give the sorted distinct values and the codes a plain
+    Python sort gives, for several chunks, sliced arrays, nulls and large_string."""
+    typ = pa.large_string() if large else pa.string()
+    columns = columns[:-1] + [columns[-1] + odd]
+    arrays = [pa.chunked_array([pa.array([_guid(3)] * skip + c[:2], typ).slice(skip), pa.array(c[2:], typ)])
+              for c in columns]
+    d = Dictionary(arrays)
+    values = d.values.to_pylist()
+    assert d.values.type == typ
+    assert values == sorted({v for c in columns for v in c if v is not None}, key=lambda s: s.encode())
+    for col, codes in zip(columns, d.codes):
+        assert [values[c] if c >= 0 else None for c in codes.tolist()] == col
+
+
+def test_guid_kernels_parse_and_print_back():
+    from licensecore.kernels import guids
+
+    ids = [_guid(n) for n in (0, 2**64 - 1, 2**128 - 1, 0x0123456789ABCDEF_FEDCBA9876543210)]
+    offsets, data = _buffers(pa.array(ids))
+    hi, lo = np.empty(4, np.uint64), np.empty(4, np.uint64)
+    assert guids.parse(offsets, data, np.empty(0, np.bool_), hi, lo)
+    assert [(int(h) << 64) | int(w) for h, w in zip(hi, lo)] == [0, 2**64 - 1, 2**128 - 1,
+                                                                 0x0123456789ABCDEF_FEDCBA9876543210]
+    assert guids.format_guids(hi, lo).tobytes().decode() == "".join(ids)
+    for bad in ("0" * 36, _guid(0xABC).upper(), _guid(1)[:-1] + "g", _guid(1) + "0"):
+        o, d = _buffers(pa.array([bad]))
+        assert not guids.parse(o, d, np.empty(0, np.bool_), hi[:1], lo[:1])

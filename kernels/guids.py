@@ -1,0 +1,195 @@
+"""Ids that are canonical GUIDs, as 128-bit integers: parsed, made distinct and printed back.
+
+Directory, device-management and SAM ids are nearly always GUIDs (36 lowercase hex characters in
+8-4-4-4-12 groups). For those, (hi, lo) = the 32 hex digits is a bijection onto the strings, and
+integer order is the strings' byte order (``-`` sits at the same places; ``0-9`` sort before
+``a-f``), so a hash table and a sort of integer pairs do what a string dictionary would, without
+touching string bytes again.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from ._config import JIT
+
+GUID_LENGTH = 36
+_EMPTY = np.uint64(0xFFFFFFFFFFFFFFFF)  # a table slot's index when free
+_MIX = np.uint64(0x9E3779B97F4A7C15)
+_HEX = np.frombuffer(b"0123456789abcdef", np.uint8).copy()
+
+
+def _digit_values() -> np.ndarray:
+    """Byte -> its value as a lowercase hex digit; 16 (an impossible digit) for any other byte."""
+    table = np.full(256, 16, np.uint64)
+    for i, c in enumerate(b"0123456789abcdef"):
+        table[c] = i
+    return table
+
+
+_DIGIT = _digit_values()
+
+
+@njit(**JIT)
+def _hex(data: np.ndarray, start: int, stop: int, acc: np.uint64, bad: np.uint64):
+    for k in range(start, stop):
+        v = _DIGIT[data[k]]
+        bad |= v
+        acc = (acc << np.uint64(4)) | (v & np.uint64(15))
+    return acc, bad
+
+
+@njit(**JIT)
+def parse(offsets: np.ndarray, data: np.ndarray, valid: np.ndarray,
+          hi: np.ndarray, lo: np.ndarray) -> bool:
+    """Parse string ``i`` (where ``valid[i]``; all when ``valid`` is empty) into ``hi[i], lo[i]``.
+
+    False when any valid string is not a canonical lowercase GUID (the outputs are then garbage).
+    """
+    n = offsets.size - 1
+    errors = 0
+    for i in range(n):
+        s = offsets[i]
+        if (valid.size and not valid[i]) or offsets[i + 1] - s != GUID_LENGTH:
+            hi[i] = 0
+            lo[i] = 0
+            errors += 0 if valid.size and not valid[i] else 1
+            continue
+        dashes = (data[s + 8] == 45) & (data[s + 13] == 45) & (data[s + 18] == 45) & (data[s + 23] == 45)
+        h, bad = _hex(data, s, s + 8, np.uint64(0), np.uint64(0))
+        h, bad = _hex(data, s + 9, s + 13, h, bad)
+        h, bad = _hex(data, s + 14, s + 18, h, bad)
+        w, bad = _hex(data, s + 19, s + 23, np.uint64(0), bad)
+        w, bad = _hex(data, s + 24, s + 36, w, bad)
+        hi[i] = h
+        lo[i] = w
+        errors += 0 if dashes and bad < 16 else 1
+    return errors == 0
+
+
+@njit(**JIT)
+def _slot(h: np.uint64, w: np.uint64, shift: np.uint64) -> np.int64:
+    return np.int64(((h ^ (w * _MIX)) * _MIX) >> shift)
+
+
+@njit(**JIT)
+def part_sizes(hi: np.ndarray, lo: np.ndarray, valid: np.ndarray, parts: int) -> np.ndarray:
+    """How many valid pairs fall in each of ``parts`` hash parts."""
+    sizes = np.zeros(parts, np.int64)
+    for i in range(hi.size):
+        if valid[i]:
+            sizes[part_of(hi[i], lo[i], parts)] += 1
+    return sizes
+
+
+@njit(**JIT)
+def rebase(codes: np.ndarray, hi: np.ndarray, lo: np.ndarray, base: np.ndarray) -> None:
+    """Add to each code (not -1) the ``base`` of its pair's part: part-local codes become global."""
+    parts = base.size
+    for i in range(codes.size):
+        if codes[i] >= 0:
+            codes[i] += base[part_of(hi[i], lo[i], parts)]
+
+
+@njit(**JIT)
+def part_of(h: np.uint64, w: np.uint64, parts: int) -> np.int64:
+    """The hash part of a pair: parts are made distinct independently (one per thread)."""
+    return np.int64(((h ^ w) * _MIX) >> np.uint64(32)) % parts
+
+
+@njit(**JIT)
+def distinct_part(hi: np.ndarray, lo: np.ndarray, valid: np.ndarray, parts: int, p: int,
+                  codes: np.ndarray, out_hi: np.ndarray, out_lo: np.ndarray) -> int:
+    """Number the distinct valid pairs of part ``p`` in first-seen order: each one's code into
+    ``codes`` (other rows untouched), the pairs into ``out_hi``/``out_lo``; returns how many.
+
+    Open addressing with linear probing over (hi, lo, code) slots; the table doubles when half
+    full, so it stays about the size of the part's distinct pairs, not of the rows.
+    """
+    bits = 12
+    table = np.empty((1 << bits, 3), np.uint64)
+    table[:, 2] = _EMPTY
+    count = 0
+    for i in range(hi.size):
+        if not valid[i]:
+            continue
+        h, w = hi[i], lo[i]
+        if part_of(h, w, parts) != p:
+            continue
+        mask = (1 << bits) - 1
+        s = _slot(h, w, np.uint64(64 - bits))
+        while True:
+            code = table[s, 2]
+            if code == _EMPTY:
+                table[s, 0] = h
+                table[s, 1] = w
+                table[s, 2] = count
+                out_hi[count] = h
+                out_lo[count] = w
+                codes[i] = count
+                count += 1
+                break
+            if table[s, 0] == h and table[s, 1] == w:
+                codes[i] = np.int64(code)
+                break
+            s = (s + 1) & mask
+        if 2 * count >= (1 << bits):
+            bits += 1
+            table = _rehash(table, bits)
+    return count
+
+
+@njit(**JIT)
+def _rehash(old: np.ndarray, bits: int) -> np.ndarray:
+    table = np.empty((1 << bits, 3), np.uint64)
+    table[:, 2] = _EMPTY
+    mask = (1 << bits) - 1
+    for r in range(old.shape[0]):
+        if old[r, 2] != _EMPTY:
+            s = _slot(old[r, 0], old[r, 1], np.uint64(64 - bits))
+            while table[s, 2] != _EMPTY:
+                s = (s + 1) & mask
+            table[s, 0] = old[r, 0]
+            table[s, 1] = old[r, 1]
+            table[s, 2] = old[r, 2]
+    return table
+
+
+@njit(**JIT)
+def format_guids(hi: np.ndarray, lo: np.ndarray) -> np.ndarray:
+    """The canonical lowercase text of each pair, as the data buffer of a fixed-width string array
+    (string ``i`` is bytes ``36 i .. 36 i + 35``)."""
+    n = hi.size
+    out = np.empty(n * GUID_LENGTH, np.uint8)
+    for i in range(n):
+        base = i * GUID_LENGTH
+        digit = 0
+        for k in range(GUID_LENGTH):
+            if k == 8 or k == 13 or k == 18 or k == 23:
+                out[base + k] = 45
+                continue
+            word = hi[i] if digit < 16 else lo[i]
+            shift = np.uint64(4 * (15 - digit % 16))
+            out[base + k] = _HEX[(word >> shift) & np.uint64(15)]
+            digit += 1
+    return out
+
+
+@njit(**JIT)
+def sort_order(hi: np.ndarray, lo: np.ndarray) -> np.ndarray:
+    """The permutation that sorts distinct pairs by (hi, lo): by ``hi``, then runs of equal ``hi``
+    (rare for random GUIDs, common for sequential ones) by ``lo``."""
+    order = np.argsort(hi)
+    n = order.size
+    i = 0
+    while i < n:
+        j = i + 1
+        while j < n and hi[order[j]] == hi[order[i]]:
+            j += 1
+        if j - i > 1:
+            run = order[i:j].copy()
+            sub = np.argsort(lo[run])
+            order[i:j] = run[sub]
+        i = j
+    return order
