@@ -13,14 +13,18 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from licensecore.kernels import codes
+from licensecore.kernels.blocks import block_input, merge_results, tenant_blocks
 from licensecore.kernels.consumption import ConsumptionInput, ConsumptionResult, compute
 from licensecore.kernels.summary import chargeback, license_totals
 
 from .encode import Dictionary, KeySpace, composite, decode
 from .schema import APPLICATION, CONSUMPTION_INPUTS, CONSUMPTION_OUTPUTS, LICENSE, PARTY
 from .checks import distinct_codes, resolve, unique_keys
-from .parallel import run_all
+from .parallel import PARTS, run_all, run_largest_first
 from .tables import first_row, normalize_tables
+
+
+SPLIT_MIN_ROWS = 200_000  # below this many installation rows, one thread does the kernels faster
 
 
 def compute_consumption(tables: Mapping[str, pa.Table]) -> dict[str, pa.Table]:
@@ -30,8 +34,26 @@ def compute_consumption(tables: Mapping[str, pa.Table]) -> dict[str, pa.Table]:
     """
     t, id_types = normalize_tables(tables, CONSUMPTION_INPUTS)
     enc = _Encoded(t)
-    result = compute(enc.input)
+    result = compute_by_tenant_blocks(enc, PARTS)
     return _outputs(t, enc, result, id_types)
+
+
+def compute_by_tenant_blocks(enc: _Encoded, threads: int, min_rows: int = SPLIT_MIN_ROWS) -> ConsumptionResult:
+    """The kernels on ``2 * threads`` blocks of tenants side by side (one block when there is one
+    thread or fewer than ``min_rows`` installation rows)."""
+    x = enc.input
+    if threads < 2 or x.install_device.size < min_rows:
+        return compute(x)
+    n_tenants = len(enc.tenants)
+    bounds = [np.searchsorted(space.keys, np.arange(n_tenants + 1) * space.width)
+              for space in (enc.party_space, enc.app_space, enc.license_space)]
+    rows_tenant = [enc.tenant[name] for name in ("installations", "license_applications", "allocations")]
+    blocks = tenant_blocks(*bounds, *rows_tenant, 2 * threads)
+    if len(blocks) < 2:
+        return compute(x)
+    results = run_largest_first([lambda b=b: compute(block_input(x, b)) for b in blocks],
+                                [b.installs.size + b.party[1] - b.party[0] for b in blocks])
+    return merge_results(blocks, results)
 
 
 def warm_up() -> None:
@@ -72,7 +94,7 @@ class _Encoded:
                                 allocs.column("license_id")]),
             lambda: Dictionary([users.column("org_unit")]),
         )
-        tenant = dict(zip(order, self.tenants.codes))
+        self.tenant = tenant = dict(zip(order, self.tenants.codes))  # each row's tenant code
         pw = len(self.party)
         user_key, device_key, device_user_key, host_key, inst_key, target_key = (
             composite(tenant[name], ids, pw)

@@ -179,9 +179,19 @@ def composite(tenant: np.ndarray, ids: np.ndarray, width: int) -> np.ndarray:
     return np.where(ids >= 0, tenant * max(width, 1) + ids, -1)
 
 
-def decode(values: pa.Array, codes: np.ndarray, typ: pa.DataType) -> pa.Array:
+DECODE_PART_ROWS = 1 << 20  # longer code arrays are decoded in parts side by side
+
+
+def decode(values: pa.Array, codes: np.ndarray, typ: pa.DataType) -> pa.Array | pa.ChunkedArray:
     """Ids for codes (-1: null), in the Arrow type the input used."""
-    return cast_ids(values.take(pa.array(codes, mask=codes < 0)), typ)
+
+    def part(p: int, parts: int) -> pa.Array:
+        c = codes[p * codes.size // parts:(p + 1) * codes.size // parts]
+        return values.take(pa.array(c, mask=c < 0))
+
+    if codes.size < DECODE_PART_ROWS:
+        return cast_ids(part(0, 1), typ)
+    return cast_ids(pa.chunked_array(run_parts(lambda p: part(p, PARTS)), values.type), typ)
 
 
 def cast_ids(ids: pa.Array | pa.ChunkedArray, typ: pa.DataType) -> pa.Array | pa.ChunkedArray:

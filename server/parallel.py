@@ -9,7 +9,7 @@ deadlock; a step may split its own work into parts on the part pool, whose tasks
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -34,3 +34,10 @@ def run_parts(part: Callable[[int], Any], parts: int = PARTS) -> list[Any]:
     if parts == 1:
         return [part(0)]
     return list(_PARTS_POOL.map(part, range(parts)))
+
+
+def run_largest_first(steps: Sequence[Callable[[], Any]], sizes: Sequence[float]) -> list[Any]:
+    """The results of ``steps`` in order, run side by side starting with the largest (so that the
+    threads finish about together); the steps must not use either pool."""
+    futures = {i: _PARTS_POOL.submit(steps[i]) for i in sorted(range(len(steps)), key=lambda i: -sizes[i])}
+    return [futures[i].result() for i in range(len(steps))]

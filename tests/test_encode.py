@@ -104,3 +104,19 @@ def test_guid_kernels_parse_and_print_back():
     for bad in ("0" * 36, _guid(0xABC).upper(), _guid(1)[:-1] + "g", _guid(1) + "0"):
         o, d = _buffers(pa.array([bad]))
         assert not guids.parse(o, d, np.empty(0, np.bool_), hi[:1], lo[:1])
+
+
+@given(st.lists(st.integers(-1, 3), max_size=20))
+def test_decode_in_parts_equals_one_take(codes):
+    from licensecore.server import encode
+
+    values = pa.array(["a", "b", "c", "d"])
+    want = [None if c < 0 else "abcd"[c] for c in codes]
+    for part_rows in (0, 1 << 20):  # in parts side by side, and in one take
+        encode.DECODE_PART_ROWS, saved = part_rows, encode.DECODE_PART_ROWS
+        try:
+            got = encode.decode(values, np.array(codes, np.int64), pa.large_string())
+        finally:
+            encode.DECODE_PART_ROWS = saved
+        assert got.type == pa.large_string()
+        assert got.to_pylist() == want
