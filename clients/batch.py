@@ -156,10 +156,13 @@ def run_tenant(tenant: str, input_path: str, output_dir: str) -> dict:
 
     The summary: ``tenant``, ``status`` (``done`` or ``failed``), ``rows_in``, ``rows_out``,
     ``seconds`` and, when failed, ``error``. On failure the tenant's output folder is removed, so
-    no stale or partial result remains.
+    no stale or partial result remains. The worker process keeps freed memory for the next
+    tenant, as the command line does (``server.memory``).
     """
     from licensecore.server.consumption import compute_consumption
+    from licensecore.server.memory import keep_freed_memory
 
+    keep_freed_memory()
     started = time.perf_counter()
     out = Path(output_dir)
     final = out / tenant
