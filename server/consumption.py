@@ -34,21 +34,25 @@ def compute_consumption(tables: Mapping[str, pa.Table]) -> dict[str, pa.Table]:
     """
     t, id_types = normalize_tables(tables, CONSUMPTION_INPUTS)
     enc = _Encoded(t)
-    result = compute_by_tenant_blocks(enc, PARTS)
+    result = compute_by_tenant_blocks(enc, enc.input)
     return _outputs(t, enc, result, id_types)
 
 
-def compute_by_tenant_blocks(enc: _Encoded, threads: int, min_rows: int = SPLIT_MIN_ROWS) -> ConsumptionResult:
-    """The kernels on ``2 * threads`` blocks of tenants side by side (one block when there is one
-    thread or fewer than ``min_rows`` installation rows)."""
-    x = enc.input
-    if threads < 2 or x.install_device.size < min_rows:
+def compute_by_tenant_blocks(enc: _Encoded, x: ConsumptionInput, threads: int | None = None,
+                             min_rows: int | None = None) -> ConsumptionResult:
+    """The kernels on ``x`` (coded by ``enc``) in ``2 * threads`` blocks of tenants side by side;
+    in one block when there is one thread or fewer than ``min_rows`` installation rows
+    (defaults: ``PARTS`` and ``SPLIT_MIN_ROWS``)."""
+    threads = PARTS if threads is None else threads
+    if threads < 2 or x.install_device.size < (SPLIT_MIN_ROWS if min_rows is None else min_rows):
         return compute(x)
     n_tenants = len(enc.tenants)
-    bounds = [np.searchsorted(space.keys, np.arange(n_tenants + 1) * space.width)
-              for space in (enc.party_space, enc.app_space, enc.license_space)]
-    rows_tenant = [enc.tenant[name] for name in ("installations", "license_applications", "allocations")]
-    blocks = tenant_blocks(*bounds, *rows_tenant, 2 * threads)
+    party, app, lic = (np.searchsorted(space.keys, np.arange(n_tenants + 1) * space.width)
+                       for space in (enc.party_space, enc.app_space, enc.license_space))
+    party_tenant = np.repeat(np.arange(n_tenants), np.diff(party))
+    license_tenant = np.repeat(np.arange(n_tenants), np.diff(lic))
+    blocks = tenant_blocks(party, app, lic, party_tenant[x.install_device], license_tenant[x.link_license],
+                           license_tenant[x.alloc_license], 2 * threads)
     if len(blocks) < 2:
         return compute(x)
     results = run_largest_first([lambda b=b: compute(block_input(x, b)) for b in blocks],
@@ -94,7 +98,7 @@ class _Encoded:
                                 allocs.column("license_id")]),
             lambda: Dictionary([users.column("org_unit")]),
         )
-        self.tenant = tenant = dict(zip(order, self.tenants.codes))  # each row's tenant code
+        tenant = dict(zip(order, self.tenants.codes))
         pw = len(self.party)
         user_key, device_key, device_user_key, host_key, inst_key, target_key = (
             composite(tenant[name], ids, pw)

@@ -26,10 +26,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from licensecore.kernels import codes
-from licensecore.kernels.consumption import ConsumptionInput, compute
+from licensecore.kernels.consumption import ConsumptionInput
 from licensecore.kernels.summary import license_totals
 
-from .consumption import _Encoded
+from .consumption import _Encoded, compute_by_tenant_blocks
 from .encode import composite, decode
 from .errors import InputError
 from .schema import BUNDLE_INPUTS, CONSUMPTION_INPUTS, LICENSE
@@ -262,7 +262,7 @@ class _LicenseScenarios:
 
     def results(self) -> Iterator[tuple[str, pa.Table]]:
         x = self.enc.input
-        base_result = compute(x)
+        base_result = compute_by_tenant_blocks(self.enc, x)
         base = license_totals(base_result.row_license, base_result.row_consumption,
                               base_result.row_over_utilized, self.base.entitlements, self.base.unit_cost)
         yield BASE, self._table(BASE, base.consumed, base.shortfall, base.shortfall_cost, base)
@@ -271,7 +271,7 @@ class _LicenseScenarios:
             consumed, shortfall = base.consumed.astype(np.float64), base.shortfall.astype(np.float64)
             affected = np.isin(self.component, self.component[lics.changed(self.base)])
             if affected.any():
-                r = compute(self._restricted(lics, affected))
+                r = compute_by_tenant_blocks(self.enc, self._restricted(lics, affected))
                 totals = license_totals(r.row_license, r.row_consumption, r.row_over_utilized,
                                         lics.entitlements, lics.unit_cost)
                 consumed[affected] = totals.consumed[affected]

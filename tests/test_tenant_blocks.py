@@ -19,7 +19,7 @@ def test_tenant_blocks_equal_one_computation(tables, threads):
     t, _ = normalize_tables(tables, CONSUMPTION_INPUTS)
     enc = consumption._Encoded(t)
     whole = compute(enc.input)
-    blocked = consumption.compute_by_tenant_blocks(enc, threads, min_rows=0)
+    blocked = consumption.compute_by_tenant_blocks(enc, enc.input, threads, min_rows=0)
     for field in whole.__dataclass_fields__:
         want, got = getattr(whole, field), getattr(blocked, field)
         assert got.dtype == want.dtype, field

@@ -17,6 +17,7 @@ from licensecore.bench.datagen import generate, write_dir
 from licensecore.clients import InputRejected, LicenseCoreClient
 from licensecore.clients.cli import main
 from licensecore.server.app import create_server
+from licensecore.server import consumption
 from licensecore.server.consumption import compute_consumption
 from licensecore.server.errors import InputError
 from licensecore.server.whatif import TABLE, Scenario, load_scenarios, parse_scenarios, what_if
@@ -88,11 +89,19 @@ def inputs_and_scenarios(draw: st.DrawFn):
     return tables, scenarios
 
 
-@given(inputs_and_scenarios())
+@pytest.mark.parametrize("blocks", [False, True], ids=["one-block", "tenant-blocks"])
+@given(case=inputs_and_scenarios())
 @settings(max_examples=60)
-def test_each_scenario_equals_a_full_computation_with_its_licenses(case):
+def test_each_scenario_equals_a_full_computation_with_its_licenses(blocks, case):
+    """Also with the kernels forced to run per block of tenants (3 threads, no minimum size)."""
     tables, scenarios = case
-    got = what_if(tables, scenarios)[TABLE]
+    saved = consumption.PARTS, consumption.SPLIT_MIN_ROWS
+    if blocks:
+        consumption.PARTS, consumption.SPLIT_MIN_ROWS = 3, 0
+    try:
+        got = what_if(tables, scenarios)[TABLE]
+    finally:
+        consumption.PARTS, consumption.SPLIT_MIN_ROWS = saved
     assert got.column_names == COLUMNS
     base_summary = compute_consumption(tables)["license_summary"]
     want = {"base": _expected(tables, "base", base_summary)}
