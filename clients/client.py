@@ -22,6 +22,8 @@ from licensecore.v1 import licensecore_pb2_grpc as pb_grpc
 if TYPE_CHECKING:
     from licensecore.server.whatif import Scenario
 
+SERVICE = pb.DESCRIPTOR.services_by_name["LicenseCore"].full_name
+
 # gRPC's native retries, only for calls that are safe to repeat: computing on a stored dataset and
 # health checks. Upload and the inline call are never retried (their request streams are one-shot).
 SERVICE_CONFIG = {
@@ -77,6 +79,21 @@ class LicenseCoreClient:
         self._stub = pb_grpc.LicenseCoreStub(self._channel)
         self._health = health_pb2_grpc.HealthStub(self._channel)
         self._timeout = timeout
+        # Table streams bypass protobuf's copies of chunk bytes (licensecore.wire): requests go
+        # out serialized already (no serializer), responses come in as wire.Chunks.
+        self._upload = self._channel.stream_unary(
+            f"/{SERVICE}/Upload", response_deserializer=pb.UploadResponse.FromString)
+        self._by_handle = {
+            method: self._channel.unary_stream(
+                f"/{SERVICE}/{method}", request_serializer=wire.serialize,
+                response_deserializer=wire.parse_chunk)
+            for method in ("ComputeConsumption", "ResolveBundles", "Reconcile")
+        }
+        self._inline = {
+            method: self._channel.stream_stream(
+                f"/{SERVICE}/{method}Inline", response_deserializer=wire.parse_chunk)
+            for method in ("ComputeConsumption", "ResolveBundles", "Reconcile")
+        }
 
     def __enter__(self) -> LicenseCoreClient:
         return self
@@ -90,9 +107,9 @@ class LicenseCoreClient:
 
     def upload(self, tables: Mapping[str, pa.Table]) -> str:
         """Store ``tables`` on the server; return the dataset handle."""
-        requests = (pb.UploadRequest(chunk=chunk) for chunk in wire.encode_tables(tables))
+        requests = wire.encode_messages(tables, within=pb.UploadRequest)
         try:
-            return self._stub.Upload(requests, timeout=self._timeout).dataset_id
+            return self._upload(requests, timeout=self._timeout).dataset_id
         except grpc.RpcError as error:
             raise error_from_rpc(error) from None
 
@@ -102,10 +119,10 @@ class LicenseCoreClient:
         """SPEC section 1 on a dataset handle (str) or on inline tables (a mapping)."""
         if isinstance(tables_or_handle, str):
             request = pb.ComputeConsumptionRequest(dataset_id=tables_or_handle)
-            chunks = self._stub.ComputeConsumption(request, timeout=self._timeout)
+            chunks = self._by_handle["ComputeConsumption"](request, timeout=self._timeout)
         else:
-            chunks = self._stub.ComputeConsumptionInline(
-                wire.encode_tables(tables_or_handle), timeout=self._timeout
+            chunks = self._inline["ComputeConsumption"](
+                wire.encode_messages(tables_or_handle), timeout=self._timeout
             )
         return _receive(chunks)
 
@@ -139,14 +156,14 @@ class LicenseCoreClient:
         """A by-handle call (``<method>Request``) or an inline one (options first, then chunks)."""
         if isinstance(tables_or_handle, str):
             request = getattr(pb, f"{method}Request")(dataset_id=tables_or_handle, options=options)
-            chunks = getattr(self._stub, method)(request, timeout=self._timeout)
+            chunks = self._by_handle[method](request, timeout=self._timeout)
         else:
             inline = getattr(pb, f"{method}InlineRequest")
             requests = itertools.chain(
-                [inline(options=options)],
-                (inline(chunk=c) for c in wire.encode_tables(tables_or_handle)),
+                [inline(options=options).SerializeToString()],
+                wire.encode_messages(tables_or_handle, within=inline),
             )
-            chunks = getattr(self._stub, f"{method}Inline")(requests, timeout=self._timeout)
+            chunks = self._inline[method](requests, timeout=self._timeout)
         return _receive(chunks)
 
     def what_if(
@@ -194,7 +211,7 @@ class LicenseCoreClient:
         return health_pb2.HealthCheckResponse.ServingStatus.Name(response.status)
 
 
-def _receive(chunks: Iterator[pb.TableChunk]) -> dict[str, pa.Table]:
+def _receive(chunks: Iterator[wire.Chunk]) -> dict[str, pa.Table]:
     """Decode a response stream; a stream the client cannot decode is a DATA_LOSS error."""
     try:
         return wire.decode_tables(chunks)

@@ -17,8 +17,7 @@ from licensecore.server.auth import TokenInterceptor, TokenRegistry
 from licensecore.server.auth_tls import ServerTls, check_exposure
 from licensecore.server.datasets import DatasetStore
 from licensecore.server.limits import Limits
-from licensecore.server.service import SERVICE_NAME, LicenseCoreServicer
-from licensecore.v1 import licensecore_pb2_grpc as pb_grpc
+from licensecore.server.service import SERVICE_NAME, LicenseCoreServicer, add_servicer
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +50,7 @@ def create_server(
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=max_workers), interceptors=interceptors,
                          options=limits.server_options())
     store = DatasetStore(data_dir, memory_budget_bytes=limits.memory_budget_bytes)
-    pb_grpc.add_LicenseCoreServicer_to_server(LicenseCoreServicer(store, limits), server)
+    add_servicer(LicenseCoreServicer(store, limits), server)
     health_servicer = health.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection(

@@ -24,9 +24,9 @@ from pathlib import Path
 
 import grpc
 import pyarrow as pa
-import pyarrow.compute as pc
 from grpc_health.v1 import health_pb2
 
+from licensecore.server.datasets import tenants_by_table
 from licensecore.server.errors import LicenseCoreError, PermissionDenied, Unauthenticated
 from licensecore.server.status import status_for
 
@@ -234,14 +234,17 @@ def current_scope() -> Scope:
     return _SCOPE.get()
 
 
-def check_tables(tables: Mapping[str, pa.Table]) -> Mapping[str, pa.Table]:
+def check_tables(tables: Mapping[str, pa.Table],
+                 tenants: Mapping[str, frozenset[str] | None] | None = None) -> Mapping[str, pa.Table]:
     """``tables`` unchanged when the caller's scope covers every tenant in them; otherwise raise
-    ``PermissionDenied`` naming the first table and its tenants outside the scope."""
+    ``PermissionDenied`` naming the first table and its tenants outside the scope. ``tenants``:
+    the tables' ``tenants_by_table`` when the caller has it (else computed, for list scopes only)."""
     allowed = current_scope().tenants
     if allowed is None:
         return tables
+    tenants = tenants if tenants is not None else tenants_by_table(tables)
     for name, table in tables.items():
-        outside = _tenants_outside(table, allowed)
+        outside = _outside(table, tenants[name], allowed)
         if outside:
             shown = tuple(t[:_SHOWN_CHARS] for t in outside[:_SHOWN])
             more = f" and {len(outside) - _SHOWN} more" if len(outside) > _SHOWN else ""
@@ -261,15 +264,10 @@ def check_dataset(dataset_id: str, tenants: frozenset[str]) -> None:
             f"dataset {dataset_id!r} holds tenants outside this token's scope", dataset_id=dataset_id)
 
 
-def _tenants_outside(table: pa.Table, allowed: frozenset[str]) -> list[str]:
-    """The distinct ``tenant_id`` values of ``table`` not in ``allowed``, sorted. A table without
-    the column holds no tenant (validation refuses it: the column is required, SPEC section 0)."""
-    if "tenant_id" not in table.column_names:
-        return []
-    column = table.column("tenant_id")
-    try:
-        values = pc.unique(column.cast(pa.string())).drop_null()
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):  # not text: no tenant it names is allowed
-        return [f"<unreadable {column.type} tenant_id>"]
-    outside = values.filter(pc.invert(pc.is_in(values, value_set=pa.array(sorted(allowed), pa.string()))))
-    return sorted(outside.to_pylist())
+def _outside(table: pa.Table, tenants: frozenset[str] | None, allowed: frozenset[str]) -> list[str]:
+    """The table's ``tenants`` not in ``allowed``, sorted. A table without ``tenant_id`` holds no
+    tenant (validation refuses it: the column is required, SPEC section 0); a column that is not
+    text (``tenants`` None) names no tenant that is allowed."""
+    if tenants is None:
+        return [f"<unreadable {table.column('tenant_id').type} tenant_id>"]
+    return sorted(tenants - allowed)

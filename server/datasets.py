@@ -81,14 +81,16 @@ class DatasetStore:
                 log.warning("removing %s, left by an interrupted upload", leftover)
                 shutil.rmtree(leftover)
 
-    def put(self, tables: Mapping[str, pa.Table]) -> str:
-        """Store ``tables`` (on disk first, when there is a data dir) and return the new handle."""
+    def put(self, tables: Mapping[str, pa.Table],
+            tenants: Mapping[str, frozenset[str] | None] | None = None) -> str:
+        """Store ``tables`` (on disk first, when there is a data dir) and return the new handle.
+        ``tenants``: their ``tenants_by_table``, when the caller has it already."""
         tables = dict(tables)
         nbytes = sum(table.nbytes for table in tables.values())
         if self._dir is None and nbytes > self._budget:
             raise LimitExceeded("memory_budget_bytes", self._budget, nbytes)
         dataset_id = uuid.uuid4().hex
-        tenants = _tenants_of(tables)
+        tenants = _union(tables, tenants if tenants is not None else tenants_by_table(tables))
         if self._dir is not None:
             _write(self._dir, dataset_id, tables, tenants)
         with self._lock:
@@ -142,20 +144,32 @@ class DatasetStore:
                 log.info("dataset %s evicted from memory (%d bytes)", evicted, size)
 
 
-def _tenants_of(tables: Mapping[str, pa.Table]) -> frozenset[str]:
-    """The tenant ids of every table, as text (what token scopes hold); ``InputError`` for a
-    ``tenant_id`` column that is not text (SPEC section 0)."""
-    tenants: set[str] = set()
-    for name, table in tables.items():
-        if "tenant_id" in table.column_names:
-            column = table.column("tenant_id")
-            try:
-                values = pc.unique(column.cast(pa.string())).drop_null()
-            except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-                raise InputError(name, "tenant_id", -1, None, table.num_rows,
-                                 f"tenant_id must be text, not {column.type}") from None
-            tenants.update(values.to_pylist())
-    return frozenset(tenants)
+def tenants_by_table(tables: Mapping[str, pa.Table]) -> dict[str, frozenset[str] | None]:
+    """The distinct ``tenant_id`` values of each table as text (what token scopes hold): empty for
+    a table without the column, None for a column that cannot be read as text. One pass serves
+    both the scope check (``auth.check_tables``) and the store's tenant set."""
+    return {name: _tenants(table) for name, table in tables.items()}
+
+
+def _tenants(table: pa.Table) -> frozenset[str] | None:
+    if "tenant_id" not in table.column_names:
+        return frozenset()
+    try:
+        values = pc.unique(table.column("tenant_id").cast(pa.string())).drop_null()
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        return None
+    return frozenset(values.to_pylist())
+
+
+def _union(tables: Mapping[str, pa.Table], tenants: Mapping[str, frozenset[str] | None]) -> frozenset[str]:
+    """Every table's tenants together; ``InputError`` for a ``tenant_id`` column that is not text
+    (SPEC section 0)."""
+    for name, found in tenants.items():
+        if found is None:
+            table = tables[name]
+            raise InputError(name, "tenant_id", -1, None, table.num_rows,
+                             f"tenant_id must be text, not {table.column('tenant_id').type}")
+    return frozenset().union(*tenants.values())
 
 
 def _write(data_dir: Path, dataset_id: str, tables: Mapping[str, pa.Table],

@@ -11,7 +11,7 @@ import grpc
 from licensecore import wire
 from licensecore.server import auth, bundles, consumption, reconciliation, whatif
 from licensecore.server.calls import ComputeSlots, ensure_active, streamed
-from licensecore.server.datasets import DatasetStore
+from licensecore.server.datasets import DatasetStore, tenants_by_table
 from licensecore.server.errors import InputError
 from licensecore.server.limits import Limits
 from licensecore.server.schema import BUNDLE_INPUTS, CONSUMPTION_INPUTS, RECONCILIATION_INPUTS
@@ -23,6 +23,35 @@ SERVICE_NAME = pb.DESCRIPTOR.services_by_name["LicenseCore"].full_name
 RECONCILE_TABLES = frozenset(CONSUMPTION_INPUTS) | frozenset(RECONCILIATION_INPUTS)
 # Tables Upload accepts: the inputs of every analysis.
 UPLOAD_TABLES = RECONCILE_TABLES | frozenset(BUNDLE_INPUTS)
+# Requests carrying table chunks are read by licensecore.wire (the chunk bytes are not copied);
+# every other request by protobuf.
+_REQUEST_PARSERS: dict[str, Callable[[bytes], object]] = {
+    "Upload": wire.request_parser(pb.UploadRequest),
+    "ComputeConsumptionInline": wire.parse_chunk,
+    "ResolveBundlesInline": wire.request_parser(pb.ResolveBundlesInlineRequest),
+    "ReconcileInline": wire.request_parser(pb.ReconcileInlineRequest),
+    "WhatIfInline": wire.request_parser(pb.WhatIfInlineRequest),
+}
+_HANDLER_FACTORIES = {  # (request streaming, response streaming) -> handler factory
+    (False, False): grpc.unary_unary_rpc_method_handler,
+    (False, True): grpc.unary_stream_rpc_method_handler,
+    (True, False): grpc.stream_unary_rpc_method_handler,
+    (True, True): grpc.stream_stream_rpc_method_handler,
+}
+
+
+def add_servicer(servicer: pb_grpc.LicenseCoreServicer, server: grpc.Server) -> None:
+    """Register ``servicer`` as the generated ``add_LicenseCoreServicer_to_server`` does, but with
+    ``licensecore.wire``'s codecs for table chunks: responses may be serialized already
+    (``wire.encode_messages``), chunk requests arrive as ``wire.Chunk``s."""
+    handlers = {}
+    for method in pb.DESCRIPTOR.services_by_name["LicenseCore"].methods:
+        factory = _HANDLER_FACTORIES[(method.client_streaming, method.server_streaming)]
+        parse = _REQUEST_PARSERS.get(method.name, getattr(pb, method.input_type.name).FromString)
+        handlers[method.name] = factory(getattr(servicer, method.name), request_deserializer=parse,
+                                        response_serializer=wire.serialize)
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE_NAME, handlers),))
+    server.add_registered_method_handlers(SERVICE_NAME, handlers)
 
 
 def _guarded(handler: Callable) -> Callable:
@@ -57,7 +86,7 @@ class LicenseCoreServicer(pb_grpc.LicenseCoreServicer):
         return wire.decode_tables(chunks, known, max_rows=self._limits.max_rows)
 
     def _run(self, context, compute: Callable[[], object],
-             stream: Callable[[object], Iterator] = wire.encode_tables) -> Iterator:
+             stream: Callable[[object], Iterator] = wire.encode_messages) -> Iterator:
         """``compute()`` in a concurrency slot, then ``stream`` its result while the caller listens;
         the slot is held until the response stream ends or the caller leaves."""
         slot = self._slots.acquire(context)
@@ -77,10 +106,11 @@ class LicenseCoreServicer(pb_grpc.LicenseCoreServicer):
 
     @_guarded
     def Upload(self, request_iterator: Iterator[pb.UploadRequest], context) -> pb.UploadResponse:
-        tables = auth.check_tables(
-            self._decode((r.chunk for r in self._requests(request_iterator)), UPLOAD_TABLES))
+        tables = self._decode(self._requests(request_iterator), UPLOAD_TABLES)
+        tenants = tenants_by_table(tables)  # once, for the scope check and the store
+        auth.check_tables(tables, tenants)
         ensure_active(context)  # a caller gone before the end stores nothing
-        dataset_id = self._store.put(tables)
+        dataset_id = self._store.put(tables, tenants)
         row_counts = {name: table.num_rows for name, table in tables.items()}
         return pb.UploadResponse(dataset_id=dataset_id, row_counts=row_counts)
 
@@ -139,10 +169,10 @@ class LicenseCoreServicer(pb_grpc.LicenseCoreServicer):
     ) -> Iterator[pb.ScenarioResult]:
         chunks, scenario_chunks = [], []
         for request in self._requests(request_iterator):
-            if request.HasField("scenario"):
-                scenario_chunks.append(request.scenario)
+            if isinstance(request, wire.Chunk):
+                chunks.append(request)
             else:
-                chunks.append(request.chunk)
+                scenario_chunks.append(request.scenario)
         tables = auth.check_tables(self._decode(chunks, whatif.INPUTS))
         scenarios = scenarios_from_chunks(scenario_chunks, max_rows=self._limits.max_rows)
         return self._run(context, lambda: whatif.start_what_if(tables, scenarios),
@@ -181,14 +211,14 @@ def _inline(
     """Tables and options of an inline stream: at most one `options` message, before any chunk."""
     options: dict = {}
 
-    def chunks() -> Iterator[pb.TableChunk]:
+    def chunks() -> Iterator[wire.Chunk]:
         for n, request in enumerate(requests):
-            if request.HasField("options"):
-                if n:
-                    raise InputError("options", "", -1, None, 0, "options must come first")
-                options.update(read_options(request.options))
+            if isinstance(request, wire.Chunk):
+                yield request
+            elif n:
+                raise InputError("options", "", -1, None, 0, "options must come first")
             else:
-                yield request.chunk
+                options.update(read_options(request.options))
 
     return auth.check_tables(decode(chunks(), known)), options
 

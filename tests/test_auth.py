@@ -29,7 +29,7 @@ from licensecore.clients import LicenseCoreClient, LicenseCoreServerError
 from licensecore.clients.cli import main
 from licensecore.clients.credentials import open_channel
 from licensecore.clients.errors import PermissionDenied, Unauthenticated
-from licensecore.server import bundles, consumption
+from licensecore.server import bundles, consumption, datasets
 from licensecore.server.app import create_server
 from licensecore.server.auth import (
     TokenFileError,
@@ -181,6 +181,22 @@ def test_upload_with_a_tenant_outside_the_scope_is_denied_naming_it(plain, token
     assert "'t2'" in caught.value.message
     assert caught.value.details[0].reason == "TENANT_OUT_OF_SCOPE"
     assert caught.value.details[0].domain == "licensecore"
+
+
+def test_upload_reads_each_tables_tenants_once_for_the_scope_and_the_store(plain, token_file,
+                                                                          monkeypatch):
+    read, tenants = [], datasets._tenants
+
+    def counted(table: pa.Table) -> frozenset[str] | None:
+        read.append(table)
+        return tenants(table)
+
+    monkeypatch.setattr(datasets, "_tenants", counted)
+    with _client(plain, token_file["t1"]) as client:
+        handle = client.upload(T1_ONLY)
+        assert len(read) == len(T1_ONLY)
+        _assert_equal(client.compute_consumption(handle), consumption.compute_consumption(T1_ONLY))
+    assert len(read) == len(T1_ONLY)  # the by-handle check uses the store's record
 
 
 @pytest.mark.parametrize("call", [

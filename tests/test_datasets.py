@@ -19,6 +19,7 @@ from licensecore.clients.errors import DataLoss
 from licensecore.server import consumption, datasets
 from licensecore.server.app import create_server
 from licensecore.server.datasets import DatasetCorrupt, DatasetStore, UnknownDataset
+from licensecore.server.errors import InputError
 from licensecore.server.limits import LimitExceeded
 from licensecore.v1 import licensecore_pb2 as pb
 from licensecore.v1 import licensecore_pb2_grpc as pb_grpc
@@ -69,6 +70,32 @@ def test_memory_store_round_trip_and_unknown_handle():
     assert store.tenants(handle) == {"t1", "t2"}
     with pytest.raises(UnknownDataset):
         store.get("0" * 32)
+
+
+def test_tenants_by_table_gives_each_tables_tenants_as_text():
+    tables = {
+        "users": USERS,
+        "none": pa.table({"user_id": ["u1"]}),
+        "ints": pa.table({"tenant_id": pa.array([7, None, 7], pa.int64())}),
+        "lists": pa.table({"tenant_id": pa.array([[1]])}),
+    }
+    assert datasets.tenants_by_table(tables) == {
+        "users": frozenset(USERS["tenant_id"].to_pylist()), "none": frozenset(),
+        "ints": frozenset({"7"}), "lists": None}
+
+
+def test_put_keeps_the_union_of_the_tenant_sets_it_is_given():
+    store = DatasetStore()
+    given = {name: frozenset({f"{name}-tenant"}) for name in TABLES}  # not recomputed
+    handle = store.put(TABLES, given)
+    assert store.tenants(handle) == {f"{name}-tenant" for name in TABLES}
+
+
+def test_put_refuses_a_tenant_column_that_is_not_text():
+    tables = {"users": pa.table({"tenant_id": pa.array([[1]]), "user_id": ["u1"]})}
+    with pytest.raises(InputError) as caught:
+        DatasetStore().put(tables)
+    assert (caught.value.table, caught.value.column, caught.value.count) == ("users", "tenant_id", 1)
 
 
 def test_memory_store_evicts_least_recently_used_and_forgets_it():
@@ -238,10 +265,14 @@ def test_upload_cancelled_mid_stream_stores_nothing(tmp_path):
     sent_all, hold = threading.Event(), threading.Event()
 
     def requests() -> Iterator[pb.UploadRequest]:
-        for chunk in wire.encode_tables(TABLES):
+        # The last table stays unfinished: gRPC may end a cancelled request stream like a finished
+        # one a moment before the server sees the cancel, and complete tables would then be stored.
+        *chunks, final = wire.encode_tables(TABLES)
+        for chunk in chunks:
             yield pb.UploadRequest(chunk=chunk)
+        yield pb.UploadRequest(chunk=pb.TableChunk(table=final.table, data=final.data[:64]))
         sent_all.set()
-        hold.wait(30)  # every table complete, but the stream never ends
+        hold.wait(30)  # the stream never ends
 
     try:
         with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:

@@ -5,9 +5,12 @@ from __future__ import annotations
 import grpc
 import pyarrow as pa
 import pytest
+from google.protobuf.message import DecodeError
 from grpc_reflection.v1alpha.proto_reflection_descriptor_database import (
     ProtoReflectionDescriptorDatabase,
 )
+from hypothesis import given
+from hypothesis import strategies as st
 
 from licensecore import wire
 from licensecore.clients import (
@@ -172,6 +175,120 @@ def test_large_tables_round_trip_both_ways(client, stub):
     want = consumption.compute_consumption(tables)
     _assert_equal_tables(client.compute_consumption(response.dataset_id), want)
     _assert_equal_tables(client.compute_consumption(tables), want)
+
+
+# --- the chunk codecs of licensecore.wire (no protobuf copies of chunk bytes) ------------------
+
+SMALL = pa.table({"tenant_id": ["t1", None, "t2"], "n": pa.array([1, 2, 3], pa.int64())})
+CHUNK_REQUESTS = [pb.UploadRequest, pb.ResolveBundlesInlineRequest, pb.ReconcileInlineRequest,
+                  pb.WhatIfInlineRequest]
+
+
+def _reference_ipc(table: pa.Table) -> bytes:
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, table.schema) as writer:
+        writer.write_table(table)
+    return sink.getvalue().to_pybytes()
+
+
+@pytest.mark.parametrize("chunk_bytes", [1, 7, 64, 1000, 10**9])
+def test_chunks_cut_the_ipc_stream_anywhere(monkeypatch, chunk_bytes):
+    table = _many_installations(4_000).slice(3)  # a slice: the writer must not send hidden rows
+    stream = _reference_ipc(table)
+    monkeypatch.setattr(wire, "CHUNK_BYTES", chunk_bytes)
+    chunks = list(wire.table_chunks("installations", table))
+    assert b"".join(c.data for c in chunks) == stream
+    assert all(0 < len(c.data) <= chunk_bytes for c in chunks)
+    assert [c.last for c in chunks] == [False] * (len(chunks) - 1) + [True]
+    assert wire.decode_tables(chunks)["installations"].equals(table)
+
+
+def test_stream_of_an_exact_number_of_chunks_ends_with_a_full_last_chunk(monkeypatch):
+    size = len(_reference_ipc(SMALL))
+    monkeypatch.setattr(wire, "CHUNK_BYTES", size // 2 if size % 2 == 0 else size)
+    chunks = list(wire.table_chunks("users", SMALL))
+    assert chunks[-1].last and len(chunks[-1].data) == wire.CHUNK_BYTES
+
+
+@pytest.mark.parametrize("within", [None, *CHUNK_REQUESTS], ids=lambda w: w and w.__name__)
+def test_serialized_messages_are_the_protobuf_encoding_of_the_chunks(monkeypatch, within):
+    monkeypatch.setattr(wire, "CHUNK_BYTES", 100)
+    table = _many_installations(40)
+    chunks = list(wire.table_chunks("installations", table))
+    messages = list(wire.table_messages("installations", table, within))
+    if within is None:
+        assert [pb.TableChunk.FromString(m) for m in messages] == chunks
+    else:
+        assert [within.FromString(m) for m in messages] == [within(chunk=c) for c in chunks]
+
+
+@pytest.mark.parametrize("within", CHUNK_REQUESTS, ids=lambda w: w.__name__)
+def test_request_parser_reads_chunks_as_protobuf_does(within):
+    parse = wire.request_parser(within)
+    for chunk in wire.table_chunks("users", SMALL):
+        message = within(chunk=chunk).SerializeToString()
+        got = parse(message)
+        assert isinstance(got, wire.Chunk)
+        assert (got.table, bytes(got.data), got.last, got.row_count) == (
+            chunk.table, chunk.data, chunk.last, chunk.row_count)
+        assert got.nbytes == wire.serialized_size(got) == within(chunk=chunk).ByteSize()
+    assert parse(b"") == wire.Chunk()  # no member set: request.chunk reads an empty chunk
+
+
+@pytest.mark.parametrize("within, other", [
+    (pb.ResolveBundlesInlineRequest, {"options": pb.BundleOptions(guard_min_members=3)}),
+    (pb.ReconcileInlineRequest, {"options": pb.ReconcileOptions(inactive_days=9)}),
+    (pb.WhatIfInlineRequest, {"scenario": pb.ScenarioChunk(scenario="s")}),
+], ids=["bundles", "reconcile", "whatif"])
+def test_request_parser_follows_the_oneof(within, other):
+    parse = wire.request_parser(within)
+    chunk = within(chunk=pb.TableChunk(table="users", data=b"x", last=True, row_count=1))
+    other = within(**other)
+    assert parse(other.SerializeToString()) == other  # the other member: a protobuf message
+    both = chunk.SerializeToString() + other.SerializeToString()  # the last member set wins
+    assert parse(both) == within.FromString(both) == other
+    got = parse(other.SerializeToString() + chunk.SerializeToString())
+    assert isinstance(got, wire.Chunk) and got.table == "users"
+
+
+@given(table=st.text(), data=st.binary(), last=st.booleans(),
+       row_count=st.integers(-(2**63), 2**63 - 1), unknown=st.sampled_from([
+           b"", b"\x48\x96\x01", b"\x4d\x01\x02\x03\x04", b"\x49" + bytes(8), b"\x52\x02ab",
+           b"\x4b\x08\x01\x4c"]))  # varint, fixed32, fixed64, bytes and group fields 9 and 10
+def test_parse_chunk_reads_what_protobuf_reads(table, data, last, row_count, unknown):
+    message = pb.TableChunk(table=table, data=data, last=last, row_count=row_count)
+    serialized = unknown + message.SerializeToString() + unknown
+    got = wire.parse_chunk(serialized)
+    assert (got.table, bytes(got.data), got.last, got.row_count) == (table, data, last, row_count)
+    assert got.nbytes == len(serialized)
+
+
+def test_merged_chunk_fields_and_repeated_scalars_resolve_as_in_protobuf():
+    first = pb.UploadRequest(chunk=pb.TableChunk(table="users", data=b"a", row_count=5))
+    second = pb.UploadRequest(chunk=pb.TableChunk(data=b"b", last=True))
+    serialized = first.SerializeToString() + second.SerializeToString()
+    want = pb.UploadRequest.FromString(serialized).chunk
+    got = wire.request_parser(pb.UploadRequest)(serialized)
+    assert (got.table, bytes(got.data), got.last, got.row_count) == (
+        want.table, want.data, want.last, want.row_count) == ("users", b"b", True, 5)
+
+
+@pytest.mark.parametrize("serialized", [
+    b"\x0a\x05ab", b"\x80", b"\x00", b"\x4c", b"\x4b", b"\x4b\x54", b"\x0a\x02\xff\xfe",
+    b"\x0f", b"\xff" * 11,
+], ids=["truncated", "varint", "field-0", "group-end", "open-group", "wrong-group-end",
+        "bad-utf8", "wire-type-7", "overlong-varint"])
+def test_malformed_messages_raise_decode_error_like_protobuf(serialized):
+    with pytest.raises(DecodeError):
+        pb.TableChunk.FromString(serialized)
+    with pytest.raises(DecodeError):
+        wire.parse_chunk(serialized)
+
+
+def test_decoded_chunks_are_views_of_the_received_bytes():
+    message = next(wire.table_messages("users", SMALL))
+    chunk = wire.parse_chunk(message)
+    assert isinstance(chunk.data, memoryview) and chunk.data.obj is message
 
 
 # --- health and reflection --------------------------------------------------------------------
