@@ -30,6 +30,7 @@ from .codes import (
     R_PERMANENT,
     UNALLOCATED,
     USER,
+    USER_CONSUMER,
 )
 from .sorting import counting_order
 
@@ -81,6 +82,50 @@ def group_consumers(
                 row_devices[r] += 1
                 last_device = d
     return row_license, row_type, row_consumer, row_devices, row_pairs
+
+
+@njit(**JIT)
+def consumer_entries(
+    pair_device: np.ndarray,
+    pair_license: np.ndarray,
+    license_metric: np.ndarray,
+    known_user: np.ndarray,
+    forced_license: np.ndarray,
+    forced_type: np.ndarray,
+    forced_consumer: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The entries ``group_consumers`` groups: each assigned pair (its license's consumer: the
+    device's known user for user licenses, else the device), then the forced consumers
+    (device -1). Returns license, type, consumer and device per entry."""
+    n_assigned = 0
+    for i in range(pair_license.size):
+        if pair_license[i] >= 0:
+            n_assigned += 1
+    n = n_assigned + forced_license.size
+    entry_license = np.empty(n, np.int64)
+    entry_type = np.empty(n, np.int8)
+    entry_consumer = np.empty(n, np.int64)
+    entry_device = np.full(n, -1, np.int64)
+    k = 0
+    for i in range(pair_license.size):
+        lic = pair_license[i]
+        if lic < 0:
+            continue
+        device = pair_device[i]
+        user = known_user[device]
+        entry_license[k] = lic
+        entry_device[k] = device
+        if license_metric[lic] == USER and user >= 0:
+            entry_type[k] = USER_CONSUMER
+            entry_consumer[k] = user
+        else:
+            entry_type[k] = DEVICE_CONSUMER
+            entry_consumer[k] = device
+        k += 1
+    entry_license[k:] = forced_license
+    entry_type[k:] = forced_type
+    entry_consumer[k:] = forced_consumer
+    return entry_license, entry_type, entry_consumer, entry_device
 
 
 @njit(**JIT)

@@ -14,7 +14,14 @@ import numpy as np
 from .allocations import binding, forcing
 from .assignment import bind_pairs, spill_free_pairs
 from .codes import DEVICE_CONSUMER, USER, USER_CONSUMER
-from .consumers import apply_vm_rules, bound_rows, group_consumers, over_utilization, table_consumption
+from .consumers import (
+    apply_vm_rules,
+    bound_rows,
+    consumer_entries,
+    group_consumers,
+    over_utilization,
+    table_consumption,
+)
 from .sorting import counting_order, csr_offsets, distinct_sorted_pairs
 
 
@@ -157,15 +164,8 @@ def _candidates(x: ConsumptionInput, n_license: int) -> tuple[np.ndarray, np.nda
 
 def _consumer_rows(x, alloc, pair_device, pair_license, known_user, forced_entries):
     """Group assigned pairs and forced consumers into rows with Rule 2's table consumption."""
-    assigned = pair_license >= 0
-    device = pair_device[assigned]
-    lic = pair_license[assigned]
-    is_user = (x.license_metric[lic] == USER) & (known_user[device] >= 0)
-    forced_license, forced_type, forced_consumer = forced_entries
-    entry_license = np.concatenate([lic, forced_license])
-    entry_type = np.concatenate([np.where(is_user, USER_CONSUMER, DEVICE_CONSUMER).astype(np.int8), forced_type])
-    entry_consumer = np.concatenate([np.where(is_user, known_user[device], device), forced_consumer])
-    entry_device = np.concatenate([device, np.full(forced_license.size, -1, np.int64)])
+    entry_license, entry_type, entry_consumer, entry_device = consumer_entries(
+        pair_device, pair_license, x.license_metric, known_user, *forced_entries)
     row_license, row_type, row_consumer, row_devices, _ = group_consumers(
         entry_license, entry_type, entry_consumer, entry_device, x.n_party, x.license_metric.size
     )
