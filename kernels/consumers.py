@@ -53,11 +53,16 @@ def group_consumers(
     order = np.arange(entry_license.size)
     order = counting_order(entry_consumer, n_party, order)
     order = counting_order(entry_license * 2 + entry_type, 2 * n_license, order)
+    # One gather into output order, so the scans below read sequentially.
+    n = order.size
+    key = np.empty(n, np.int64)  # (license * 2 + type) * n_party + consumer
+    device = np.empty(n, np.int64)
     n_rows = 0
-    for i in range(order.size):
-        j, p = order[i], order[i - 1]
-        if i == 0 or entry_license[j] != entry_license[p] or entry_type[j] != entry_type[p] \
-                or entry_consumer[j] != entry_consumer[p]:
+    for i in range(n):
+        j = order[i]
+        key[i] = (entry_license[j] * 2 + entry_type[j]) * n_party + entry_consumer[j]
+        device[i] = entry_device[j]
+        if i == 0 or key[i] != key[i - 1]:
             n_rows += 1
     row_license = np.empty(n_rows, np.int64)
     row_type = np.empty(n_rows, np.int8)
@@ -66,16 +71,15 @@ def group_consumers(
     row_pairs = np.zeros(n_rows, np.int64)
     r = -1
     last_device = -1
-    for i in range(order.size):
-        j, p = order[i], order[i - 1]
-        if i == 0 or entry_license[j] != entry_license[p] or entry_type[j] != entry_type[p] \
-                or entry_consumer[j] != entry_consumer[p]:
+    for i in range(n):
+        if i == 0 or key[i] != key[i - 1]:
             r += 1
-            row_license[r] = entry_license[j]
-            row_type[r] = entry_type[j]
-            row_consumer[r] = entry_consumer[j]
+            license_type = key[i] // n_party
+            row_license[r] = license_type // 2
+            row_type[r] = license_type % 2
+            row_consumer[r] = key[i] % n_party
             last_device = -1
-        d = entry_device[j]
+        d = device[i]
         if d >= 0:
             row_pairs[r] += 1
             if d != last_device:
@@ -277,25 +281,43 @@ def over_utilization(
     row_bound: np.ndarray,
     consumption: np.ndarray,
     license_entitlements: np.ndarray,
-    n_party: int,
 ) -> np.ndarray:
-    """Rule 3: bound consumers first, then the rest, each by (consumer_id, consumer_type)."""
+    """Rule 3: bound consumers first, then the rest, each by (consumer_id, consumer_type).
+
+    Rows are sorted by (license, type, consumer), so a license's rows are two runs sorted by
+    consumer (one per type): merging them gives (consumer_id, consumer_type) order without a sort,
+    once for the bound rows and once for the rest.
+    """
     n = row_license.size
-    order = np.arange(n)
-    order = counting_order(row_consumer * 2 + row_type, 2 * n_party, order)
-    unbound_last = row_license * 2 + np.where(row_bound, 0, 1)
-    order = counting_order(unbound_last, 2 * license_entitlements.size, order)
     over = np.zeros(n, np.bool_)
-    running = 0.0
-    for i in range(n):
-        r = order[i]
-        lic = row_license[r]
-        if i == 0 or lic != row_license[order[i - 1]]:
-            running = 0.0
-        running += consumption[r]
+    start = 0
+    while start < n:
+        lic = row_license[start]
+        end = start
+        while end < n and row_license[end] == lic:
+            end += 1
         ent = license_entitlements[lic]
-        if ent >= 0 and consumption[r] > 0 and running > ent:
-            over[r] = True
+        if ent >= 0:
+            mid = start
+            while mid < end and row_type[mid] == row_type[start]:
+                mid += 1
+            running = 0.0
+            for bound in (True, False):
+                i, j = start, mid
+                while i < mid or j < end:
+                    if j >= end or (i < mid and row_consumer[i] * 2 + row_type[i]
+                                    < row_consumer[j] * 2 + row_type[j]):
+                        r = i
+                        i += 1
+                    else:
+                        r = j
+                        j += 1
+                    if row_bound[r] != bound:
+                        continue
+                    running += consumption[r]
+                    if consumption[r] > 0 and running > ent:
+                        over[r] = True
+        start = end
     return over
 
 

@@ -122,9 +122,7 @@ def compute(x: ConsumptionInput) -> ConsumptionResult:
         row_license, row_type, row_consumer, allocation, metric, x.license_vm_host,
         x.device_host, alloc.offsets, alloc.license, alloc.binds,
     )
-    over = over_utilization(
-        row_license, row_type, row_consumer, bound, consumption, x.license_entitlements, x.n_party
-    )
+    over = over_utilization(row_license, row_type, row_consumer, bound, consumption, x.license_entitlements)
     evidence = np.bincount(pair_license, minlength=n_license).astype(np.int64)
     return ConsumptionResult(
         row_license=row_license,

@@ -60,21 +60,21 @@ def distinct_sorted_pairs(
     order = np.arange(first.size)
     order = counting_order(second, n_second, order)
     order = counting_order(first, n_first, order)
-    keep = np.zeros(order.size, np.bool_)
+    # One gather into sorted order, so the scans below read sequentially.
+    sorted_first = first[order]
+    sorted_second = second[order]
     n = 0
     for i in range(order.size):
-        j = order[i]
-        if i == 0 or first[j] != first[order[i - 1]] or second[j] != second[order[i - 1]]:
-            keep[i] = True
+        if i == 0 or sorted_first[i] != sorted_first[i - 1] or sorted_second[i] != sorted_second[i - 1]:
             n += 1
     out_first = np.empty(n, first.dtype)
     out_second = np.empty(n, second.dtype)
-    k = 0
+    k = -1
     for i in range(order.size):
-        if keep[i]:
-            out_first[k] = first[order[i]]
-            out_second[k] = second[order[i]]
+        if i == 0 or sorted_first[i] != sorted_first[i - 1] or sorted_second[i] != sorted_second[i - 1]:
             k += 1
+            out_first[k] = sorted_first[i]
+            out_second[k] = sorted_second[i]
     return out_first, out_second
 
 
