@@ -201,6 +201,15 @@ def _enum_codes(values: pa.ChunkedArray, names: tuple[str, ...]) -> np.ndarray:
     return _np(pc.index_in(values, value_set=pa.array(names)), np.int64)
 
 
+def _chargeback_groups(enc: _Encoded, r: ConsumptionResult) -> tuple[int, tuple[np.ndarray, ...]]:
+    """The number of org units, and consumption per (license, org unit of the row's user)."""
+    user_of_row = np.where(r.row_type == codes.USER_CONSUMER, r.row_consumer,
+                           enc.device_user[r.row_consumer])
+    n_org = len(enc.org)
+    row_org = np.where(user_of_row >= 0, enc.party_org[np.maximum(user_of_row, 0)], n_org)
+    return n_org, chargeback(r.row_license, row_org, r.row_consumption, n_org)
+
+
 def _outputs(t: dict[str, pa.Table], enc: _Encoded, r: ConsumptionResult,
              id_types: dict[str, pa.DataType]) -> dict[str, pa.Table]:
     tenants = enc.tenants.values
@@ -210,10 +219,11 @@ def _outputs(t: dict[str, pa.Table], enc: _Encoded, r: ConsumptionResult,
     lics = t["licenses"].take(pa.array(enc.license_rows))
     alloc_types = t["allocations"].column("type")
 
-    # The id columns of the consumption rows (millions of strings) are decoded side by side.
-    consumer_ids, license_ids, tenant_ids = run_all(
+    # The id columns of the consumption rows (millions of strings) are decoded side by side,
+    # and the chargeback groups summed meanwhile.
+    consumer_ids, license_ids, tenant_ids, (n_org, (cb_license, cb_org, cb_consumption)) = run_all(
         lambda: party_ids(r.row_consumer), lambda: lic_ids(r.row_license),
-        lambda: lic_tenant(r.row_license))
+        lambda: lic_tenant(r.row_license), lambda: _chargeback_groups(enc, r))
     consumption = {
         "tenant_id": tenant_ids,
         "license_id": license_ids,
@@ -249,11 +259,6 @@ def _outputs(t: dict[str, pa.Table], enc: _Encoded, r: ConsumptionResult,
         "application_id": decode(enc.app.values, enc.app_space.id_of(r.unlicensed_app),
                                  id_types[APPLICATION]),
     }
-    user_of_row = np.where(r.row_type == codes.USER_CONSUMER, r.row_consumer,
-                           enc.device_user[r.row_consumer])
-    n_org = len(enc.org)
-    row_org = np.where(user_of_row >= 0, enc.party_org[np.maximum(user_of_row, 0)], n_org)
-    cb_license, cb_org, cb_consumption = chargeback(r.row_license, row_org, r.row_consumption, n_org)
     charge = {
         "tenant_id": lic_tenant(cb_license),
         "license_id": lic_ids(cb_license),
