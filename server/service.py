@@ -82,8 +82,9 @@ class LicenseCoreServicer(pb_grpc.LicenseCoreServicer):
         """The request stream, cut off beyond ``max_request_bytes``."""
         return wire.capped(request_iterator, self._limits.max_request_bytes)
 
-    def _decode(self, chunks: Iterable[pb.TableChunk], known: Collection[str]) -> dict:
-        return wire.decode_tables(chunks, known, max_rows=self._limits.max_rows)
+    def _decode(self, chunks: Iterable[wire.ChunkLike], known: Collection[str]) -> dict:
+        return wire.decode_tables(chunks, known, max_rows=self._limits.max_rows,
+                                  max_bytes=self._limits.max_request_bytes)
 
     def _run(self, context, compute: Callable[[], object],
              stream: Callable[[object], Iterator] = wire.encode_messages) -> Iterator:
@@ -159,7 +160,7 @@ class LicenseCoreServicer(pb_grpc.LicenseCoreServicer):
     @_guarded
     def WhatIf(self, request: pb.WhatIfRequest, context) -> Iterator[pb.ScenarioResult]:
         tables = self._dataset(request.dataset_id)
-        scenarios = scenarios_from_chunks(request.scenarios, max_rows=self._limits.max_rows)
+        scenarios = scenarios_from_chunks(request.scenarios, self._limits)
         return self._run(context, lambda: whatif.start_what_if(tables, scenarios),
                          lambda results: _scenario_results(results, context))
 
@@ -174,14 +175,12 @@ class LicenseCoreServicer(pb_grpc.LicenseCoreServicer):
             else:
                 scenario_chunks.append(request.scenario)
         tables = auth.check_tables(self._decode(chunks, whatif.INPUTS))
-        scenarios = scenarios_from_chunks(scenario_chunks, max_rows=self._limits.max_rows)
+        scenarios = scenarios_from_chunks(scenario_chunks, self._limits)
         return self._run(context, lambda: whatif.start_what_if(tables, scenarios),
                          lambda results: _scenario_results(results, context))
 
 
-def scenarios_from_chunks(
-    chunks: Iterable[pb.ScenarioChunk], *, max_rows: int | None = None
-) -> list[whatif.Scenario]:
+def scenarios_from_chunks(chunks: Iterable[pb.ScenarioChunk], limits: Limits) -> list[whatif.Scenario]:
     """Scenarios in order of first appearance, each from its own chunks of `licenses`, `bundles`
     and `pools` (a part not sent has no rows)."""
     by_name: dict[str, list[pb.TableChunk]] = {}
@@ -189,7 +188,8 @@ def scenarios_from_chunks(
         by_name.setdefault(item.scenario, []).append(item.chunk)
     scenarios = []
     for name, parts in by_name.items():
-        tables = auth.check_tables(wire.decode_tables(parts, whatif.PARTS, max_rows=max_rows))
+        tables = auth.check_tables(wire.decode_tables(
+            parts, whatif.PARTS, max_rows=limits.max_rows, max_bytes=limits.max_request_bytes))
         scenarios.append(whatif.Scenario(name, **tables))
     return scenarios
 

@@ -285,6 +285,52 @@ def test_malformed_messages_raise_decode_error_like_protobuf(serialized):
         wire.parse_chunk(serialized)
 
 
+def test_first_chunk_announces_the_stream_size(monkeypatch):
+    monkeypatch.setattr(wire, "CHUNK_BYTES", 100)
+    chunks = list(wire.table_chunks("users", SMALL))
+    assert chunks[0].stream_bytes == len(_reference_ipc(SMALL))
+    assert all(c.stream_bytes == 0 for c in chunks[1:])
+
+
+def _announcing(stream_bytes: int, data: bytes, *, split: int = 0) -> list[pb.TableChunk]:
+    """A table "users" sent in two chunks (cut at ``split``), the first announcing ``stream_bytes``."""
+    return [pb.TableChunk(table="users", data=data[:split], stream_bytes=stream_bytes),
+            pb.TableChunk(table="users", data=data[split:], last=True, row_count=SMALL.num_rows)]
+
+
+@pytest.mark.parametrize("announced_more", [1, -1], ids=["fewer-sent", "more-sent"])
+def test_a_size_other_than_announced_is_invalid_input(announced_more):
+    data = _reference_ipc(SMALL)
+    with pytest.raises(InputError) as caught:
+        wire.decode_tables(_announcing(len(data) + announced_more, data, split=9))
+    assert caught.value.table == "users"
+    assert f"{len(data)} byte(s) sent, {len(data) + announced_more} announced" in str(caught.value)
+
+
+@pytest.mark.parametrize("announced", [10**6, 2**62], ids=["above-max-bytes", "beyond-memory"])
+def test_a_size_that_cannot_be_trusted_is_ignored(announced):
+    data = _reference_ipc(SMALL)  # the chunks are joined at the end instead
+    tables = wire.decode_tables(_announcing(announced, data, split=9),
+                                max_bytes=10**5 if announced == 10**6 else None)
+    assert tables["users"].equals(SMALL)
+
+
+def test_only_the_first_chunk_announces():
+    data = _reference_ipc(SMALL)
+    chunks = _announcing(0, data, split=9)
+    chunks[1].stream_bytes = 5  # ignored
+    assert wire.decode_tables(chunks)["users"].equals(SMALL)
+
+
+def test_upload_of_a_wrong_announced_size_is_invalid_argument(stub):
+    data = _reference_ipc(SMALL)
+    with pytest.raises(grpc.RpcError) as caught:
+        stub.Upload(pb.UploadRequest(chunk=c) for c in _announcing(len(data) - 1, data, split=9))
+    error = error_from_rpc(caught.value)
+    assert isinstance(error, InputRejected) and error.table == "users"
+    assert "announced" in error.message
+
+
 def test_decoded_chunks_are_views_of_the_received_bytes():
     message = next(wire.table_messages("users", SMALL))
     chunk = wire.parse_chunk(message)

@@ -1,13 +1,15 @@
 """Arrow tables <-> ``TableChunk`` messages, shared by the server and the clients.
 
 Each table travels as one Arrow IPC stream sliced into chunks of at most ``CHUNK_BYTES``; the
-receiver joins a table's chunks and decodes them with ``pyarrow.ipc`` (no per-row Python).
+receiver puts a table's chunks together and decodes them with ``pyarrow.ipc`` (no per-row Python).
 
-The bulk paths bypass protobuf's copies of the chunk bytes (a gigabyte is copied ~3 times on the
+The bulk paths bypass protobuf's copies of the chunk bytes (a gigabyte was copied ~3 times on the
 way out and ~4 times on the way in through protobuf messages): ``table_messages`` writes each
-message's wire bytes around a slice of the IPC buffer in one copy, and ``parse_chunk`` /
-``request_parser`` read received wire bytes into ``Chunk``s whose data views those bytes. Both
-speak the ``licensecore.v1`` wire format exactly, so any other client or server interoperates.
+message's wire bytes in one copy from the table's own buffers, and ``parse_chunk`` /
+``request_parser`` read received wire bytes into ``Chunk``s whose data views those bytes. The
+first chunk announces the stream's size (``stream_bytes``), so the receiver copies each chunk into
+one buffer as it arrives (while the next ones are on the way) and frees the message at once.
+All of this is the ``licensecore.v1`` wire format exactly: other clients and servers interoperate.
 """
 
 from __future__ import annotations
@@ -26,11 +28,12 @@ from licensecore.v1 import licensecore_pb2 as pb
 M = TypeVar("M")
 
 # 4 MiB (gRPC's default message limit) less room for the message envelope: at XL, 1 MiB chunks
-# cost ~3 s more per gigabyte streamed, in per-message overhead.
+# cost ~3 s more per gigabyte streamed, in per-message overhead (of protobuf messages then).
 CHUNK_BYTES = (4 << 20) - (64 << 10)
 _VARINT, _FIXED64, _LEN, _GROUP_START, _GROUP_END, _FIXED32 = range(6)  # protobuf wire types
-_TABLE, _DATA, _LAST, _ROW_COUNT = (pb.TableChunk.DESCRIPTOR.fields_by_name[name].number
-                                     for name in ("table", "data", "last", "row_count"))
+_TABLE, _DATA, _LAST, _ROW_COUNT, _STREAM_BYTES = (
+    pb.TableChunk.DESCRIPTOR.fields_by_name[name].number
+    for name in ("table", "data", "last", "row_count", "stream_bytes"))
 
 
 class ChunkLike(Protocol):
@@ -40,6 +43,7 @@ class ChunkLike(Protocol):
     data: bytes | memoryview
     last: bool
     row_count: int
+    stream_bytes: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +55,7 @@ class Chunk:
     data: bytes | memoryview = b""
     last: bool = False
     row_count: int = 0
+    stream_bytes: int = 0
     nbytes: int = 0
 
 
@@ -77,16 +82,25 @@ class _Pieces:
         self.closed = True
 
 
-def _chunk_views(table: pa.Table) -> Iterator[tuple[list[memoryview], bool]]:
-    """The Arrow IPC stream of ``table`` in chunks of at most ``CHUNK_BYTES``: each chunk's views of
-    the table's buffers (and of the IPC metadata), and whether it is the last. A stream holds at
-    least its schema, so there is always a last chunk."""
+def _chunks(name: str, table: pa.Table) -> Iterator[tuple[pb.TableChunk, list[memoryview]]]:
+    """Each chunk of the Arrow IPC stream of ``table``: its fields but ``data`` (``stream_bytes`` on
+    the first, ``last`` and ``row_count`` on the last), and the views of the table's buffers (and of
+    the IPC metadata) that make its data."""
     pieces = _Pieces()
     with pa.ipc.new_stream(pa.PythonFile(pieces, mode="w"), table.schema) as writer:
         writer.write_table(table)
+    stream_bytes = sum(view.nbytes for view in pieces.views)
+    for n, (views, last) in enumerate(_cut(pieces.views)):
+        yield pb.TableChunk(table=name, last=last, row_count=table.num_rows if last else 0,
+                            stream_bytes=0 if n else stream_bytes), views
+
+
+def _cut(views: list[memoryview]) -> Iterator[tuple[list[memoryview], bool]]:
+    """``views`` regrouped into chunks of at most ``CHUNK_BYTES``, each with whether it is the last
+    (a stream holds at least its schema, so there is always one)."""
     chunk: list[memoryview] = []
     room = CHUNK_BYTES
-    for view in pieces.views:
+    for view in views:
         while view.nbytes > room:
             chunk.append(view[:room])
             yield chunk, False
@@ -99,9 +113,9 @@ def _chunk_views(table: pa.Table) -> Iterator[tuple[list[memoryview], bool]]:
 def table_chunks(name: str, table: pa.Table) -> Iterator[pb.TableChunk]:
     """The chunks of one table as protobuf messages: its Arrow IPC stream in slices of at most
     ``CHUNK_BYTES``."""
-    for views, last in _chunk_views(table):
-        yield pb.TableChunk(table=name, data=b"".join(views), last=last,
-                            row_count=table.num_rows if last else 0)
+    for chunk, views in _chunks(name, table):
+        chunk.data = b"".join(views)
+        yield chunk
 
 
 def encode_tables(tables: Mapping[str, pa.Table]) -> Iterator[pb.TableChunk]:
@@ -116,11 +130,9 @@ def table_messages(name: str, table: pa.Table, within: type[Message] | None = No
     built in one copy from the table's buffers. The ``data`` field is written last (protobuf
     accepts fields in any order)."""
     outer = within.DESCRIPTOR.fields_by_name["chunk"].number if within is not None else None
-    for views, last in _chunk_views(table):
+    for chunk, views in _chunks(name, table):
         size = sum(view.nbytes for view in views)
-        head = pb.TableChunk(table=name, last=last,
-                             row_count=table.num_rows if last else 0).SerializeToString()
-        head += _key(_DATA, _LEN) + _varint(size)
+        head = chunk.SerializeToString() + _key(_DATA, _LEN) + _varint(size)
         envelope = b"" if outer is None else _key(outer, _LEN) + _varint(len(head) + size)
         yield b"".join((envelope, head, *views))
 
@@ -185,7 +197,7 @@ def request_parser(message_class: type[Message]) -> Callable[[bytes], Chunk | Me
 
 def _chunk(parts: list[memoryview], nbytes: int) -> Chunk:
     """The ``TableChunk`` made of ``parts`` (serialized occurrences, merged in order)."""
-    table, data, last, row_count = "", b"", False, 0
+    table, data, last, row_count, stream_bytes = "", b"", False, 0, 0
     for part in parts:
         for number, wire_type, value in _fields(part):
             if number == _TABLE and wire_type == _LEN:
@@ -198,8 +210,15 @@ def _chunk(parts: list[memoryview], nbytes: int) -> Chunk:
             elif number == _LAST and wire_type == _VARINT:
                 last = value != 0
             elif number == _ROW_COUNT and wire_type == _VARINT:
-                row_count = value - (1 << 64) if value >> 63 else value  # int64: two's complement
-    return Chunk(table, data, last, row_count, nbytes)
+                row_count = _int64(value)
+            elif number == _STREAM_BYTES and wire_type == _VARINT:
+                stream_bytes = _int64(value)
+    return Chunk(table, data, last, row_count, stream_bytes, nbytes)
+
+
+def _int64(value: int) -> int:
+    """A 64-bit varint read as int64 (two's complement)."""
+    return value - (1 << 64) if value >> 63 else value
 
 
 def _fields(view: memoryview) -> Iterator[tuple[int, int, int | memoryview | None]]:
@@ -279,15 +298,18 @@ def decode_tables(
     known: Collection[str] | None = None,
     *,
     max_rows: int | None = None,
+    max_bytes: int | None = None,
 ) -> dict[str, pa.Table]:
     """Reassemble and decode the tables of a chunk stream (``pb.TableChunk``s or ``Chunk``s).
 
     ``known`` limits the accepted table names (None accepts any). Raises ``InputError`` naming the
-    table for an unknown or repeated table, a table without its last chunk, and IPC bytes that are
-    corrupt, truncated or followed by garbage; ``LimitExceeded("max_rows")`` when a table announces
-    more than ``max_rows`` rows (checked before decoding; the decoded count must match).
+    table for an unknown or repeated table, a table without its last chunk, IPC bytes that are
+    corrupt, truncated or followed by garbage, and a size other than the one announced;
+    ``LimitExceeded("max_rows")`` when a table announces more than ``max_rows`` rows (checked before
+    decoding; the decoded count must match). A ``stream_bytes`` above ``max_bytes`` is not trusted
+    for a buffer (the chunks are joined at the end, as when no size is announced).
     """
-    parts: dict[str, list[bytes | memoryview]] = {}
+    streams: dict[str, _Stream] = {}
     row_counts: dict[str, int] = {}
     for chunk in chunks:
         name = chunk.table
@@ -297,18 +319,53 @@ def decode_tables(
             raise _stream_error(name, f"unknown table; expected one of {', '.join(sorted(known))}")
         if name in row_counts:
             raise _stream_error(name, "table sent twice (a chunk follows its last chunk)")
-        parts.setdefault(name, []).append(chunk.data)
+        if name not in streams:
+            streams[name] = _Stream(chunk.stream_bytes, max_bytes)
+        streams[name].add(chunk.data)
         if chunk.last:
             if max_rows is not None and chunk.row_count > max_rows:
                 raise LimitExceeded("max_rows", max_rows, chunk.row_count, subject=name)
             row_counts[name] = chunk.row_count
-    unfinished = sorted(parts.keys() - row_counts.keys())
+    unfinished = sorted(streams.keys() - row_counts.keys())
     if unfinished:
         raise _stream_error(unfinished[0], "truncated: the stream ended before the last chunk")
-    return {name: _decode(name, b"".join(parts.pop(name)), rows) for name, rows in row_counts.items()}
+    return {name: _decode(name, streams.pop(name).data(name), rows) for name, rows in row_counts.items()}
 
 
-def _decode(name: str, data: bytes, row_count: int) -> pa.Table:
+class _Stream:
+    """One table's IPC stream, gathered as its chunks arrive. When its first chunk announces the
+    size (within ``max_bytes``), each chunk is copied at once into one buffer of that size, so the
+    copy overlaps the transfer of the next chunks and the received message is freed; otherwise the
+    chunks are kept and joined at the end."""
+
+    def __init__(self, announced: int, max_bytes: int | None) -> None:
+        self._parts: list[bytes | memoryview] = []
+        self._received = 0
+        self._buffer: pa.Buffer | None = None
+        if 0 < announced and (max_bytes is None or announced <= max_bytes):
+            try:
+                self._buffer = pa.allocate_buffer(announced)
+            except MemoryError:  # an announcement this process cannot hold: trust the chunks only
+                return
+            self._sink = pa.FixedSizeBufferWriter(self._buffer)
+
+    def add(self, data: bytes | memoryview) -> None:
+        if self._buffer is None:
+            self._parts.append(data)
+        elif self._received + len(data) <= self._buffer.size:
+            self._sink.write(data)  # releases the GIL
+        self._received += len(data)
+
+    def data(self, name: str) -> bytes | pa.Buffer:
+        """The whole stream; ``InputError`` when more or fewer bytes came than were announced."""
+        if self._buffer is None:
+            return b"".join(self._parts)
+        if self._received != self._buffer.size:
+            raise _stream_error(name, f"{self._received} byte(s) sent, {self._buffer.size} announced")
+        return self._buffer
+
+
+def _decode(name: str, data: bytes | pa.Buffer, row_count: int) -> pa.Table:
     source = pa.BufferReader(data)
     try:
         table = pa.ipc.open_stream(source).read_all()

@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n licensecore/v1/licensecore.proto\x12\x0elicensecore.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"J\n\nTableChunk\x12\r\n\x05table\x18\x01 \x01(\t\x12\x0c\n\x04\x64\x61ta\x18\x02 \x01(\x0c\x12\x0c\n\x04last\x18\x03 \x01(\x08\x12\x11\n\trow_count\x18\x04 \x01(\x03\":\n\rUploadRequest\x12)\n\x05\x63hunk\x18\x01 \x01(\x0b\x32\x1a.licensecore.v1.TableChunk\"\x99\x01\n\x0eUploadResponse\x12\x12\n\ndataset_id\x18\x01 \x01(\t\x12\x41\n\nrow_counts\x18\x02 \x03(\x0b\x32-.licensecore.v1.UploadResponse.RowCountsEntry\x1a\x30\n\x0eRowCountsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x03:\x02\x38\x01\"/\n\x19\x43omputeConsumptionRequest\x12\x12\n\ndataset_id\x18\x01 \x01(\t\"\x7f\n\rBundleOptions\x12 \n\x13max_remove_fraction\x18\x01 \x01(\x01H\x00\x88\x01\x01\x12\x1e\n\x11guard_min_members\x18\x02 \x01(\x03H\x01\x88\x01\x01\x42\x16\n\x14_max_remove_fractionB\x14\n\x12_guard_min_members\"[\n\x15ResolveBundlesRequest\x12\x12\n\ndataset_id\x18\x01 \x01(\t\x12.\n\x07options\x18\x02 \x01(\x0b\x32\x1d.licensecore.v1.BundleOptions\"\x84\x01\n\x1bResolveBundlesInlineRequest\x12\x30\n\x07options\x18\x01 \x01(\x0b\x32\x1d.licensecore.v1.BundleOptionsH\x00\x12+\n\x05\x63hunk\x18\x02 \x01(\x0b\x32\x1a.licensecore.v1.TableChunkH\x00\x42\x06\n\x04item\"k\n\x10ReconcileOptions\x12\x1a\n\rinactive_days\x18\x01 \x01(\x03H\x00\x88\x01\x01\x12)\n\x05\x61s_of\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x10\n\x0e_inactive_days\"Y\n\x10ReconcileRequest\x12\x12\n\ndataset_id\x18\x01 \x01(\t\x12\x31\n\x07options\x18\x02 \x01(\x0b\x32 .licensecore.v1.ReconcileOptions\"\x82\x01\n\x16ReconcileInlineRequest\x12\x33\n\x07options\x18\x01 \x01(\x0b\x32 .licensecore.v1.ReconcileOptionsH\x00\x12+\n\x05\x63hunk\x18\x02 \x01(\x0b\x32\x1a.licensecore.v1.TableChunkH\x00\x42\x06\n\x04item\"L\n\rScenarioChunk\x12\x10\n\x08scenario\x18\x01 \x01(\t\x12)\n\x05\x63hunk\x18\x02 \x01(\x0b\x32\x1a.licensecore.v1.TableChunk\"U\n\rWhatIfRequest\x12\x12\n\ndataset_id\x18\x01 \x01(\t\x12\x30\n\tscenarios\x18\x02 \x03(\x0b\x32\x1d.licensecore.v1.ScenarioChunk\"}\n\x13WhatIfInlineRequest\x12+\n\x05\x63hunk\x18\x01 \x01(\x0b\x32\x1a.licensecore.v1.TableChunkH\x00\x12\x31\n\x08scenario\x18\x02 \x01(\x0b\x32\x1d.licensecore.v1.ScenarioChunkH\x00\x42\x06\n\x04item\"M\n\x0eScenarioResult\x12\x10\n\x08scenario\x18\x01 \x01(\t\x12)\n\x05\x63hunk\x18\x02 \x01(\x0b\x32\x1a.licensecore.v1.TableChunk2\x97\x06\n\x0bLicenseCore\x12I\n\x06Upload\x12\x1d.licensecore.v1.UploadRequest\x1a\x1e.licensecore.v1.UploadResponse(\x01\x12]\n\x12\x43omputeConsumption\x12).licensecore.v1.ComputeConsumptionRequest\x1a\x1a.licensecore.v1.TableChunk0\x01\x12V\n\x18\x43omputeConsumptionInline\x12\x1a.licensecore.v1.TableChunk\x1a\x1a.licensecore.v1.TableChunk(\x01\x30\x01\x12U\n\x0eResolveBundles\x12%.licensecore.v1.ResolveBundlesRequest\x1a\x1a.licensecore.v1.TableChunk0\x01\x12\x63\n\x14ResolveBundlesInline\x12+.licensecore.v1.ResolveBundlesInlineRequest\x1a\x1a.licensecore.v1.TableChunk(\x01\x30\x01\x12K\n\tReconcile\x12 .licensecore.v1.ReconcileRequest\x1a\x1a.licensecore.v1.TableChunk0\x01\x12Y\n\x0fReconcileInline\x12&.licensecore.v1.ReconcileInlineRequest\x1a\x1a.licensecore.v1.TableChunk(\x01\x30\x01\x12I\n\x06WhatIf\x12\x1d.licensecore.v1.WhatIfRequest\x1a\x1e.licensecore.v1.ScenarioResult0\x01\x12W\n\x0cWhatIfInline\x12#.licensecore.v1.WhatIfInlineRequest\x1a\x1e.licensecore.v1.ScenarioResult(\x01\x30\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n licensecore/v1/licensecore.proto\x12\x0elicensecore.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"`\n\nTableChunk\x12\r\n\x05table\x18\x01 \x01(\t\x12\x0c\n\x04\x64\x61ta\x18\x02 \x01(\x0c\x12\x0c\n\x04last\x18\x03 \x01(\x08\x12\x11\n\trow_count\x18\x04 \x01(\x03\x12\x14\n\x0cstream_bytes\x18\x05 \x01(\x03\":\n\rUploadRequest\x12)\n\x05\x63hunk\x18\x01 \x01(\x0b\x32\x1a.licensecore.v1.TableChunk\"\x99\x01\n\x0eUploadResponse\x12\x12\n\ndataset_id\x18\x01 \x01(\t\x12\x41\n\nrow_counts\x18\x02 \x03(\x0b\x32-.licensecore.v1.UploadResponse.RowCountsEntry\x1a\x30\n\x0eRowCountsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x03:\x02\x38\x01\"/\n\x19\x43omputeConsumptionRequest\x12\x12\n\ndataset_id\x18\x01 \x01(\t\"\x7f\n\rBundleOptions\x12 \n\x13max_remove_fraction\x18\x01 \x01(\x01H\x00\x88\x01\x01\x12\x1e\n\x11guard_min_members\x18\x02 \x01(\x03H\x01\x88\x01\x01\x42\x16\n\x14_max_remove_fractionB\x14\n\x12_guard_min_members\"[\n\x15ResolveBundlesRequest\x12\x12\n\ndataset_id\x18\x01 \x01(\t\x12.\n\x07options\x18\x02 \x01(\x0b\x32\x1d.licensecore.v1.BundleOptions\"\x84\x01\n\x1bResolveBundlesInlineRequest\x12\x30\n\x07options\x18\x01 \x01(\x0b\x32\x1d.licensecore.v1.BundleOptionsH\x00\x12+\n\x05\x63hunk\x18\x02 \x01(\x0b\x32\x1a.licensecore.v1.TableChunkH\x00\x42\x06\n\x04item\"k\n\x10ReconcileOptions\x12\x1a\n\rinactive_days\x18\x01 \x01(\x03H\x00\x88\x01\x01\x12)\n\x05\x61s_of\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x10\n\x0e_inactive_days\"Y\n\x10ReconcileRequest\x12\x12\n\ndataset_id\x18\x01 \x01(\t\x12\x31\n\x07options\x18\x02 \x01(\x0b\x32 .licensecore.v1.ReconcileOptions\"\x82\x01\n\x16ReconcileInlineRequest\x12\x33\n\x07options\x18\x01 \x01(\x0b\x32 .licensecore.v1.ReconcileOptionsH\x00\x12+\n\x05\x63hunk\x18\x02 \x01(\x0b\x32\x1a.licensecore.v1.TableChunkH\x00\x42\x06\n\x04item\"L\n\rScenarioChunk\x12\x10\n\x08scenario\x18\x01 \x01(\t\x12)\n\x05\x63hunk\x18\x02 \x01(\x0b\x32\x1a.licensecore.v1.TableChunk\"U\n\rWhatIfRequest\x12\x12\n\ndataset_id\x18\x01 \x01(\t\x12\x30\n\tscenarios\x18\x02 \x03(\x0b\x32\x1d.licensecore.v1.ScenarioChunk\"}\n\x13WhatIfInlineRequest\x12+\n\x05\x63hunk\x18\x01 \x01(\x0b\x32\x1a.licensecore.v1.TableChunkH\x00\x12\x31\n\x08scenario\x18\x02 \x01(\x0b\x32\x1d.licensecore.v1.ScenarioChunkH\x00\x42\x06\n\x04item\"M\n\x0eScenarioResult\x12\x10\n\x08scenario\x18\x01 \x01(\t\x12)\n\x05\x63hunk\x18\x02 \x01(\x0b\x32\x1a.licensecore.v1.TableChunk2\x97\x06\n\x0bLicenseCore\x12I\n\x06Upload\x12\x1d.licensecore.v1.UploadRequest\x1a\x1e.licensecore.v1.UploadResponse(\x01\x12]\n\x12\x43omputeConsumption\x12).licensecore.v1.ComputeConsumptionRequest\x1a\x1a.licensecore.v1.TableChunk0\x01\x12V\n\x18\x43omputeConsumptionInline\x12\x1a.licensecore.v1.TableChunk\x1a\x1a.licensecore.v1.TableChunk(\x01\x30\x01\x12U\n\x0eResolveBundles\x12%.licensecore.v1.ResolveBundlesRequest\x1a\x1a.licensecore.v1.TableChunk0\x01\x12\x63\n\x14ResolveBundlesInline\x12+.licensecore.v1.ResolveBundlesInlineRequest\x1a\x1a.licensecore.v1.TableChunk(\x01\x30\x01\x12K\n\tReconcile\x12 .licensecore.v1.ReconcileRequest\x1a\x1a.licensecore.v1.TableChunk0\x01\x12Y\n\x0fReconcileInline\x12&.licensecore.v1.ReconcileInlineRequest\x1a\x1a.licensecore.v1.TableChunk(\x01\x30\x01\x12I\n\x06WhatIf\x12\x1d.licensecore.v1.WhatIfRequest\x1a\x1e.licensecore.v1.ScenarioResult0\x01\x12W\n\x0cWhatIfInline\x12#.licensecore.v1.WhatIfInlineRequest\x1a\x1e.licensecore.v1.ScenarioResult(\x01\x30\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -35,35 +35,35 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_UPLOADRESPONSE_ROWCOUNTSENTRY']._loaded_options = None
   _globals['_UPLOADRESPONSE_ROWCOUNTSENTRY']._serialized_options = b'8\001'
   _globals['_TABLECHUNK']._serialized_start=85
-  _globals['_TABLECHUNK']._serialized_end=159
-  _globals['_UPLOADREQUEST']._serialized_start=161
-  _globals['_UPLOADREQUEST']._serialized_end=219
-  _globals['_UPLOADRESPONSE']._serialized_start=222
-  _globals['_UPLOADRESPONSE']._serialized_end=375
-  _globals['_UPLOADRESPONSE_ROWCOUNTSENTRY']._serialized_start=327
-  _globals['_UPLOADRESPONSE_ROWCOUNTSENTRY']._serialized_end=375
-  _globals['_COMPUTECONSUMPTIONREQUEST']._serialized_start=377
-  _globals['_COMPUTECONSUMPTIONREQUEST']._serialized_end=424
-  _globals['_BUNDLEOPTIONS']._serialized_start=426
-  _globals['_BUNDLEOPTIONS']._serialized_end=553
-  _globals['_RESOLVEBUNDLESREQUEST']._serialized_start=555
-  _globals['_RESOLVEBUNDLESREQUEST']._serialized_end=646
-  _globals['_RESOLVEBUNDLESINLINEREQUEST']._serialized_start=649
-  _globals['_RESOLVEBUNDLESINLINEREQUEST']._serialized_end=781
-  _globals['_RECONCILEOPTIONS']._serialized_start=783
-  _globals['_RECONCILEOPTIONS']._serialized_end=890
-  _globals['_RECONCILEREQUEST']._serialized_start=892
-  _globals['_RECONCILEREQUEST']._serialized_end=981
-  _globals['_RECONCILEINLINEREQUEST']._serialized_start=984
-  _globals['_RECONCILEINLINEREQUEST']._serialized_end=1114
-  _globals['_SCENARIOCHUNK']._serialized_start=1116
-  _globals['_SCENARIOCHUNK']._serialized_end=1192
-  _globals['_WHATIFREQUEST']._serialized_start=1194
-  _globals['_WHATIFREQUEST']._serialized_end=1279
-  _globals['_WHATIFINLINEREQUEST']._serialized_start=1281
-  _globals['_WHATIFINLINEREQUEST']._serialized_end=1406
-  _globals['_SCENARIORESULT']._serialized_start=1408
-  _globals['_SCENARIORESULT']._serialized_end=1485
-  _globals['_LICENSECORE']._serialized_start=1488
-  _globals['_LICENSECORE']._serialized_end=2279
+  _globals['_TABLECHUNK']._serialized_end=181
+  _globals['_UPLOADREQUEST']._serialized_start=183
+  _globals['_UPLOADREQUEST']._serialized_end=241
+  _globals['_UPLOADRESPONSE']._serialized_start=244
+  _globals['_UPLOADRESPONSE']._serialized_end=397
+  _globals['_UPLOADRESPONSE_ROWCOUNTSENTRY']._serialized_start=349
+  _globals['_UPLOADRESPONSE_ROWCOUNTSENTRY']._serialized_end=397
+  _globals['_COMPUTECONSUMPTIONREQUEST']._serialized_start=399
+  _globals['_COMPUTECONSUMPTIONREQUEST']._serialized_end=446
+  _globals['_BUNDLEOPTIONS']._serialized_start=448
+  _globals['_BUNDLEOPTIONS']._serialized_end=575
+  _globals['_RESOLVEBUNDLESREQUEST']._serialized_start=577
+  _globals['_RESOLVEBUNDLESREQUEST']._serialized_end=668
+  _globals['_RESOLVEBUNDLESINLINEREQUEST']._serialized_start=671
+  _globals['_RESOLVEBUNDLESINLINEREQUEST']._serialized_end=803
+  _globals['_RECONCILEOPTIONS']._serialized_start=805
+  _globals['_RECONCILEOPTIONS']._serialized_end=912
+  _globals['_RECONCILEREQUEST']._serialized_start=914
+  _globals['_RECONCILEREQUEST']._serialized_end=1003
+  _globals['_RECONCILEINLINEREQUEST']._serialized_start=1006
+  _globals['_RECONCILEINLINEREQUEST']._serialized_end=1136
+  _globals['_SCENARIOCHUNK']._serialized_start=1138
+  _globals['_SCENARIOCHUNK']._serialized_end=1214
+  _globals['_WHATIFREQUEST']._serialized_start=1216
+  _globals['_WHATIFREQUEST']._serialized_end=1301
+  _globals['_WHATIFINLINEREQUEST']._serialized_start=1303
+  _globals['_WHATIFINLINEREQUEST']._serialized_end=1428
+  _globals['_SCENARIORESULT']._serialized_start=1430
+  _globals['_SCENARIORESULT']._serialized_end=1507
+  _globals['_LICENSECORE']._serialized_start=1510
+  _globals['_LICENSECORE']._serialized_end=2301
 # @@protoc_insertion_point(module_scope)

@@ -10,16 +10,18 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class TableChunk(_message.Message):
-    __slots__ = ("table", "data", "last", "row_count")
+    __slots__ = ("table", "data", "last", "row_count", "stream_bytes")
     TABLE_FIELD_NUMBER: _ClassVar[int]
     DATA_FIELD_NUMBER: _ClassVar[int]
     LAST_FIELD_NUMBER: _ClassVar[int]
     ROW_COUNT_FIELD_NUMBER: _ClassVar[int]
+    STREAM_BYTES_FIELD_NUMBER: _ClassVar[int]
     table: str
     data: bytes
     last: bool
     row_count: int
-    def __init__(self, table: _Optional[str] = ..., data: _Optional[bytes] = ..., last: _Optional[bool] = ..., row_count: _Optional[int] = ...) -> None: ...
+    stream_bytes: int
+    def __init__(self, table: _Optional[str] = ..., data: _Optional[bytes] = ..., last: _Optional[bool] = ..., row_count: _Optional[int] = ..., stream_bytes: _Optional[int] = ...) -> None: ...
 
 class UploadRequest(_message.Message):
     __slots__ = ("chunk",)
