@@ -190,7 +190,8 @@ class LicenseCoreClient:
         try:
             for result in results:
                 by_name.setdefault(result.scenario, []).append(result.chunk)
-            parts = {name: wire.decode_tables(chunks) for name, chunks in by_name.items()}
+            parts = {name: wire.decode_tables(chunks, allocate=wire.heap_buffer)
+                     for name, chunks in by_name.items()}
             names = sorted(parts)
             return {table: pa.concat_tables([parts[name][table] for name in names])
                     for table in parts[names[0]]}
@@ -212,9 +213,10 @@ class LicenseCoreClient:
 
 
 def _receive(chunks: Iterator[wire.Chunk]) -> dict[str, pa.Table]:
-    """Decode a response stream; a stream the client cannot decode is a DATA_LOSS error."""
+    """Decode a response stream into heap memory (results are freed and received again); a stream
+    the client cannot decode is a DATA_LOSS error."""
     try:
-        return wire.decode_tables(chunks)
+        return wire.decode_tables(chunks, allocate=wire.heap_buffer)
     except grpc.RpcError as error:
         raise error_from_rpc(error) from None
     except InputError as error:

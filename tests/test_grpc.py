@@ -315,6 +315,20 @@ def test_a_size_that_cannot_be_trusted_is_ignored(announced):
     assert tables["users"].equals(SMALL)
 
 
+@pytest.mark.parametrize("allocate", [pa.allocate_buffer, wire.heap_buffer], ids=["arrow", "heap"])
+def test_an_announced_table_is_placed_in_one_buffer_of_its_size(monkeypatch, allocate):
+    monkeypatch.setattr(wire, "CHUNK_BYTES", 100)
+    sizes = []
+
+    def recorded(size: int) -> pa.Buffer:
+        sizes.append(size)
+        return allocate(size)
+
+    tables = wire.decode_tables(wire.table_chunks("users", SMALL), allocate=recorded)
+    assert tables["users"].equals(SMALL)
+    assert sizes == [len(_reference_ipc(SMALL))]
+
+
 def test_only_the_first_chunk_announces():
     data = _reference_ipc(SMALL)
     chunks = _announcing(0, data, split=9)
