@@ -191,9 +191,18 @@ def _reference_ipc(table: pa.Table) -> bytes:
     return sink.getvalue().to_pybytes()
 
 
+NESTED = pa.concat_tables([pa.table({  # two record batches of dictionary, list, struct, bool columns
+    "d": pa.array(["a", "b", None, "a"] * 50).dictionary_encode(),
+    "l": pa.array([[1, 2], None, [3], []] * 50),
+    "s": pa.array([{"x": 1, "y": "q"}, None, {"x": 2, "y": None}, {"x": 3, "y": "r"}] * 50),
+    "b": pa.array([True, False, None, True] * 50),
+})] * 2)
+
+
 @pytest.mark.parametrize("chunk_bytes", [1, 7, 64, 1000, 10**9])
-def test_chunks_cut_the_ipc_stream_anywhere(monkeypatch, chunk_bytes):
-    table = _many_installations(4_000).slice(3)  # a slice: the writer must not send hidden rows
+@pytest.mark.parametrize("table", [_many_installations(4_000).slice(3), NESTED.slice(5, 300)],
+                         ids=["strings", "nested"])  # slices: the writer must not send hidden rows
+def test_chunks_cut_the_ipc_stream_anywhere(monkeypatch, chunk_bytes, table):
     stream = _reference_ipc(table)
     monkeypatch.setattr(wire, "CHUNK_BYTES", chunk_bytes)
     chunks = list(wire.table_chunks("installations", table))
