@@ -29,6 +29,11 @@ class Block:
     links: np.ndarray
     allocs: np.ndarray
 
+    @property
+    def work(self) -> int:
+        """The measure blocks are balanced by: installation rows plus parties."""
+        return self.installs.size + self.party[1] - self.party[0]
+
 
 def tenant_blocks(
     party_bounds: np.ndarray, app_bounds: np.ndarray, license_bounds: np.ndarray,

@@ -56,7 +56,7 @@ def compute_by_tenant_blocks(enc: _Encoded, x: ConsumptionInput, threads: int | 
     if len(blocks) < 2:
         return compute(x)
     results = run_largest_first([lambda b=b: compute(block_input(x, b)) for b in blocks],
-                                [b.installs.size + b.party[1] - b.party[0] for b in blocks])
+                                [b.work for b in blocks])
     return merge_results(blocks, results)
 
 
