@@ -18,7 +18,7 @@ KiB, MiB, GiB = 1 << 10, 1 << 20, 1 << 30
 class Limits:
     """Server limits; each field name is the ``limit`` a refused caller is told about."""
 
-    max_message_bytes: int = 16 * MiB  # one gRPC message (chunks are 1 MiB; WhatIf carries scenarios)
+    max_message_bytes: int = 16 * MiB  # one gRPC message (chunks are < 4 MiB; WhatIf carries scenarios)
     max_request_bytes: int = 4 * GiB  # all messages of one request stream together
     max_rows: int = 100_000_000  # rows of one table
     max_concurrent: int = 4  # computations running at once
