@@ -17,18 +17,9 @@ from ._config import JIT
 GUID_LENGTH = 36
 _EMPTY = np.uint64(0xFFFFFFFFFFFFFFFF)  # a table slot's index when free
 _MIX = np.uint64(0x9E3779B97F4A7C15)
-_HEX = np.frombuffer(b"0123456789abcdef", np.uint8).copy()
-
-
-def _digit_values() -> np.ndarray:
-    """Byte -> its value as a lowercase hex digit; 16 (an impossible digit) for any other byte."""
-    table = np.full(256, 16, np.uint64)
-    for i, c in enumerate(b"0123456789abcdef"):
-        table[c] = i
-    return table
-
-
-_DIGIT = _digit_values()
+_HEX = np.frombuffer(b"0123456789abcdef", np.uint8).copy()  # digit value -> byte
+_DIGIT = np.full(256, 16, np.uint64)  # byte -> digit value; 16 (no digit) for any other byte
+_DIGIT[_HEX] = np.arange(16)
 
 
 @njit(**JIT)

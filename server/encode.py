@@ -59,36 +59,14 @@ def _arrow_encode(chunks: list[pa.Array], typ: pa.DataType) -> tuple[pa.Array, n
 
 def _guid_encode(chunks: list[pa.Array], typ: pa.DataType) -> tuple[pa.Array, np.ndarray] | None:
     """Sorted distinct values and codes through ``kernels.guids``; None unless every value is a
-    canonical lowercase GUID. Parsing and the hash table are split into parts run side by side."""
+    canonical lowercase GUID."""
     large = pa.types.is_large_string(typ)
     if not (pa.types.is_string(typ) or large) or not chunks:
         return None
-    n = sum(len(chunk) for chunk in chunks)
-    hi, lo = np.empty(n, np.uint64), np.empty(n, np.uint64)
-    valid = np.ones(n, np.bool_)
-    ranges, pos = [], 0
-    for chunk in chunks:
-        ranges.append((chunk, pos))
-        pos += len(chunk)
-
-    def parse(p: int) -> bool:
-        return all(_parse_rows(chunk, start, p, hi, lo, valid) for chunk, start in ranges)
-
-    if not all(run_parts(parse)):
+    pairs = _distinct_guids(chunks)
+    if pairs is None:
         return None
-    parts = PARTS
-    sizes = guids.part_sizes(hi, lo, valid, parts)
-    starts = np.concatenate([[0], np.cumsum(sizes)])
-    out_hi, out_lo = np.empty(starts[-1], np.uint64), np.empty(starts[-1], np.uint64)
-    codes = np.full(n, -1, np.int64)
-    found = run_parts(lambda p: guids.distinct_part(hi, lo, valid, parts, p, codes,
-                                                    out_hi[starts[p]:], out_lo[starts[p]:]))
-    base = np.concatenate([[0], np.cumsum(found)[:-1]])
-    run_parts(lambda p: guids.rebase(*(a[p * n // parts:(p + 1) * n // parts] for a in (codes, hi, lo)),
-                                     base))
-    del hi, lo
-    distinct_hi = np.concatenate([out_hi[s:s + f] for s, f in zip(starts, found)])
-    distinct_lo = np.concatenate([out_lo[s:s + f] for s, f in zip(starts, found)])
+    codes, distinct_hi, distinct_lo = pairs
     if not large and distinct_hi.size * guids.GUID_LENGTH >= 2**31:
         return None  # the values would not fit a string array's int32 offsets
     order = guids.sort_order(distinct_hi, distinct_lo)
@@ -96,6 +74,34 @@ def _guid_encode(chunks: list[pa.Array], typ: pa.DataType) -> tuple[pa.Array, np
     offsets = np.arange(0, data.size + 1, guids.GUID_LENGTH, dtype=np.int64 if large else np.int32)
     values = pa.Array.from_buffers(typ, order.size, [None, pa.py_buffer(offsets), pa.py_buffer(data)])
     return values, _ranked(order)[codes]
+
+
+def _distinct_guids(chunks: list[pa.Array]) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """Each row's code (-1: null) into the distinct GUIDs, and those as (hi, lo) pairs in no
+    particular order; None when a value is not a canonical GUID. Parsing and the hash table are
+    split into parts run side by side; the per-row pairs are freed on return."""
+    n = sum(len(chunk) for chunk in chunks)
+    hi, lo = np.empty(n, np.uint64), np.empty(n, np.uint64)
+    valid = np.ones(n, np.bool_)
+    starts = np.concatenate([[0], np.cumsum([len(chunk) for chunk in chunks])[:-1]])
+
+    def parse(p: int) -> bool:
+        return all(_parse_rows(chunk, start, p, hi, lo, valid) for chunk, start in zip(chunks, starts))
+
+    if not all(run_parts(parse)):
+        return None
+    parts = PARTS
+    part_starts = np.concatenate([[0], np.cumsum(guids.part_sizes(hi, lo, valid, parts))])
+    out_hi, out_lo = np.empty(part_starts[-1], np.uint64), np.empty(part_starts[-1], np.uint64)
+    codes = np.full(n, -1, np.int64)
+    found = run_parts(lambda p: guids.distinct_part(hi, lo, valid, parts, p, codes,
+                                                    out_hi[part_starts[p]:], out_lo[part_starts[p]:]))
+    base = np.concatenate([[0], np.cumsum(found)[:-1]])
+    run_parts(lambda p: guids.rebase(*(a[p * n // parts:(p + 1) * n // parts] for a in (codes, hi, lo)),
+                                     base))
+    distinct_hi = np.concatenate([out_hi[s:s + f] for s, f in zip(part_starts, found)])
+    distinct_lo = np.concatenate([out_lo[s:s + f] for s, f in zip(part_starts, found)])
+    return codes, distinct_hi, distinct_lo
 
 
 def _parse_rows(chunk: pa.Array, start: int, p: int, hi: np.ndarray, lo: np.ndarray,
