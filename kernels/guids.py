@@ -4,7 +4,8 @@ Directory, device-management and SAM ids are nearly always GUIDs (36 lowercase h
 8-4-4-4-12 groups). For those, (hi, lo) = the 32 hex digits is a bijection onto the strings, and
 integer order is the strings' byte order (``-`` sits at the same places; ``0-9`` sort before
 ``a-f``), so a hash table and a sort of integer pairs do what a string dictionary would, without
-touching string bytes again.
+touching string bytes again. Parsing checks and converts 8 characters at a time in a 64-bit word
+(SWAR: per-byte arithmetic with no carry between bytes).
 """
 
 from __future__ import annotations
@@ -18,17 +19,36 @@ GUID_LENGTH = 36
 _EMPTY = np.uint64(0xFFFFFFFFFFFFFFFF)  # a table slot's index when free
 _MIX = np.uint64(0x9E3779B97F4A7C15)
 _HEX = np.frombuffer(b"0123456789abcdef", np.uint8).copy()  # digit value -> byte
-_DIGIT = np.full(256, 16, np.uint64)  # byte -> digit value; 16 (no digit) for any other byte
-_DIGIT[_HEX] = np.arange(16)
+_ONES = np.uint64(0x0101010101010101)  # 1 in each byte of a word
+_LOW = np.uint64(0x0F) * _ONES
+_HIGH = np.uint64(0x80) * _ONES
 
 
 @njit(**JIT)
-def _hex(data: np.ndarray, start: int, stop: int, acc: np.uint64, bad: np.uint64):
-    for k in range(start, stop):
-        v = _DIGIT[data[k]]
-        bad |= v
-        acc = (acc << np.uint64(4)) | (v & np.uint64(15))
-    return acc, bad
+def _word(row: np.ndarray, k: int) -> np.uint64:
+    """Bytes ``k .. k + 3`` of ``row`` as a little-endian integer (LLVM makes it one load when ``k``
+    is a constant)."""
+    return (np.uint64(row[k]) | (np.uint64(row[k + 1]) << np.uint64(8))
+            | (np.uint64(row[k + 2]) << np.uint64(16)) | (np.uint64(row[k + 3]) << np.uint64(24)))
+
+
+@njit(**JIT)
+def _hex8(x: np.uint64) -> tuple[np.uint64, np.uint64]:
+    """The value of the 8 characters in ``x`` (its low byte is the first, most significant digit),
+    and a word that is 0 exactly when each of them is a lowercase hex digit.
+
+    Per byte, with no carry between bytes: ``v`` is the digit value of ``0-9``/``a-f`` and at most 24
+    for any byte; a byte is a digit exactly when ``v < 16`` and ``v`` spelled as a digit is the byte.
+    """
+    v = (x & _LOW) + np.uint64(9) * ((x >> np.uint64(6)) & _ONES)
+    letter = ((v + np.uint64(0x76) * _ONES) & _HIGH) >> np.uint64(7)  # 1 where v > 9
+    spelled = v + np.uint64(0x30) * _ONES + np.uint64(39) * letter  # v + '0', or v - 10 + 'a'
+    bad = ((v + np.uint64(0x70) * _ONES) & _HIGH) | (spelled ^ x)  # v >= 16, or another byte
+    # Gather the 8 nibbles, first byte's highest: pairs of bytes, then of 16-bit, then of 32-bit lanes.
+    v = ((v << np.uint64(4)) | (v >> np.uint64(8))) & np.uint64(0x00FF00FF00FF00FF)
+    v = ((v << np.uint64(8)) | (v >> np.uint64(16))) & np.uint64(0x0000FFFF0000FFFF)
+    v = ((v << np.uint64(16)) | (v >> np.uint64(32))) & np.uint64(0xFFFFFFFF)
+    return v, bad
 
 
 @njit(**JIT)
@@ -47,15 +67,15 @@ def parse(offsets: np.ndarray, data: np.ndarray, valid: np.ndarray,
             lo[i] = 0
             errors += 0 if valid.size and not valid[i] else 1
             continue
-        dashes = (data[s + 8] == 45) & (data[s + 13] == 45) & (data[s + 18] == 45) & (data[s + 23] == 45)
-        h, bad = _hex(data, s, s + 8, np.uint64(0), np.uint64(0))
-        h, bad = _hex(data, s + 9, s + 13, h, bad)
-        h, bad = _hex(data, s + 14, s + 18, h, bad)
-        w, bad = _hex(data, s + 19, s + 23, np.uint64(0), bad)
-        w, bad = _hex(data, s + 24, s + 36, w, bad)
-        hi[i] = h
-        lo[i] = w
-        errors += 0 if dashes and bad < 16 else 1
+        row = data[s:s + GUID_LENGTH]  # constant indices into it: no negative-index wrap, so word loads
+        w0, bad0 = _hex8(_word(row, 0) | (_word(row, 4) << np.uint64(32)))
+        w1, bad1 = _hex8(_word(row, 9) | (_word(row, 14) << np.uint64(32)))
+        w2, bad2 = _hex8(_word(row, 19) | (_word(row, 24) << np.uint64(32)))
+        w3, bad3 = _hex8(_word(row, 28) | (_word(row, 32) << np.uint64(32)))
+        dashes = (row[8] == 45) & (row[13] == 45) & (row[18] == 45) & (row[23] == 45)
+        hi[i] = (w0 << np.uint64(32)) | w1
+        lo[i] = (w2 << np.uint64(32)) | w3
+        errors += 0 if dashes and (bad0 | bad1 | bad2 | bad3) == 0 else 1
     return errors == 0
 
 

@@ -1,5 +1,7 @@
 """Id encoding: codes sort like the ids, and key look-ups agree with a plain dict."""
 
+import re
+
 import numpy as np
 import pyarrow as pa
 from hypothesis import given
@@ -101,9 +103,93 @@ def test_guid_kernels_parse_and_print_back():
     assert [(int(h) << 64) | int(w) for h, w in zip(hi, lo)] == [0, 2**64 - 1, 2**128 - 1,
                                                                  0x0123456789ABCDEF_FEDCBA9876543210]
     assert guids.format_guids(hi, lo).tobytes().decode() == "".join(ids)
-    for bad in ("0" * 36, _guid(0xABC).upper(), _guid(1)[:-1] + "g", _guid(1) + "0"):
+    for bad in ("0" * 36, _guid(0xABC).upper(), _guid(1)[:-1] + "g", _guid(1) + "0", _guid(1)[1:], "",
+                _guid(1)[:7] + "-0" + _guid(1)[9:]):
         o, d = _buffers(pa.array([bad]))
         assert not guids.parse(o, d, np.empty(0, np.bool_), hi[:1], lo[:1])
+    o, d = _buffers(pa.array([ids[3], "not a GUID", ids[1]]))
+    hi, lo = np.full(3, 7, np.uint64), np.full(3, 7, np.uint64)
+    assert guids.parse(o, d, np.array([True, False, True]), hi, lo)  # a null row is not parsed: 0, 0
+    assert hi.tolist() == [0x0123456789ABCDEF, 0, 0] and lo.tolist() == [0xFEDCBA9876543210, 0, 2**64 - 1]
+    empty = np.empty(0, np.uint64)
+    assert guids.parse(np.zeros(1, np.int32), np.empty(0, np.uint8), np.empty(0, np.bool_), empty, empty)
+
+
+_CANONICAL = re.compile(rb"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+
+
+def _rows(strings: list[bytes], width=np.int32, skip: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Offsets and data of ``strings`` laid end to end after ``skip`` junk bytes."""
+    lengths = np.array([len(s) for s in strings], np.int64)
+    offsets = (skip + np.concatenate([[0], np.cumsum(lengths)])).astype(width)
+    return offsets, np.frombuffer(b"x" * skip + b"".join(strings), np.uint8)
+
+
+def test_guid_parse_checks_every_byte_at_every_position():
+    """Each byte value at each of the 36 places of a GUID: ``parse`` accepts exactly the canonical
+    lowercase GUIDs (a regular expression's), with their 32 hex digits as ``hi`` and ``lo``."""
+    from licensecore.kernels import guids
+
+    base = _guid(0x0123456789ABCDEF_FEDCBA9876543210).encode()
+    strings = [base[:k] + bytes([b]) + base[k + 1:] for k in range(36) for b in range(256)]
+    good = [s for s in strings if _CANONICAL.fullmatch(s)]
+    bad = [s for s in strings if not _CANONICAL.fullmatch(s)]
+    assert len(good) == 32 * 16 + 4 and len(bad) == 36 * 256 - len(good)
+    offsets, data = _rows(good, skip=1)  # rows at odd addresses: word loads need no alignment
+    hi, lo = np.empty(len(good), np.uint64), np.empty(len(good), np.uint64)
+    assert guids.parse(offsets, data, np.empty(0, np.bool_), hi, lo)
+    digits = [s.decode().replace("-", "") for s in good]
+    assert hi.tolist() == [int(d[:16], 16) for d in digits]
+    assert lo.tolist() == [int(d[16:], 16) for d in digits]
+    offsets, data = _rows(bad, skip=1)
+    hi, lo = np.empty(1, np.uint64), np.empty(1, np.uint64)
+    rejected = [not guids.parse(offsets[i:i + 2], data, np.empty(0, np.bool_), hi, lo) for i in range(len(bad))]
+    assert all(rejected)
+
+
+def _with_byte(n: int, k: int, byte: bytes) -> bytes:
+    """GUID ``n`` with ``byte`` at place ``k``."""
+    g = _guid(n).encode()
+    return g[:k] + byte + g[k + 1:]
+
+
+guid_bytes = st.builds(lambda n: _guid(n).encode(), st.integers(0, 2**128 - 1))
+# Strings near GUIDs: a dash made a digit or an end digit a "g"; a byte changed (to a digit or a
+# dash, upper case, the neighbours of the digit ranges, any byte); one character more or less; other
+# lengths; dashes elsewhere. Some are canonical GUIDs still.
+near_guid_bytes = st.one_of(
+    st.builds(_with_byte, st.integers(0, 2**128 - 1), st.sampled_from([0, 8, 13, 18, 23, 35]),
+              st.sampled_from([b"0", b"a", b"g"])),
+    st.builds(_with_byte, st.integers(0, 2**128 - 1), st.integers(0, 35),
+              st.one_of(st.sampled_from([b"-", b"0", b"f", b"A", b"F", b"g", b"/", b":", b"`", b"\xe9"]),
+                        st.binary(min_size=1, max_size=1))),
+    st.builds(lambda n, length: (_guid(n) + "0")[:length].encode(), st.integers(0, 2**128 - 1),
+              st.sampled_from([35, 37])),
+    st.binary(min_size=35, max_size=37),
+    st.text("0123456789abcdef-", min_size=35, max_size=37).map(str.encode),
+)
+
+
+@given(st.lists(st.tuples(guid_bytes, st.booleans()), max_size=10), st.tuples(near_guid_bytes, st.booleans()),
+       st.integers(0, 10), st.booleans(), st.sampled_from([np.int32, np.int64]), st.integers(0, 3))
+def test_guid_parse_equals_the_plain_definition(rows, odd, place, nullable, width, skip):
+    """GUIDs with one near-GUID among them, some rows null: ``parse`` is True exactly when every
+    valid row is a canonical GUID; then valid rows hold their digits and null rows (whatever their
+    bytes) hold 0, 0."""
+    from licensecore.kernels import guids
+
+    rows = rows[:place] + [odd] + rows[place:]
+    strings = [s for s, _ in rows]
+    valid = np.array([v for _, v in rows] if nullable else [], np.bool_)
+    is_valid = valid.tolist() if nullable else [True] * len(rows)
+    offsets, data = _rows(strings, width, skip)
+    hi, lo = np.full(len(rows), 7, np.uint64), np.full(len(rows), 7, np.uint64)
+    ok = guids.parse(offsets, data, valid, hi, lo)
+    assert ok == all(_CANONICAL.fullmatch(s) is not None for s, v in zip(strings, is_valid) if v)
+    if ok:
+        want = [int(s.decode().replace("-", ""), 16) if v else 0 for s, v in zip(strings, is_valid)]
+        assert hi.tolist() == [w >> 64 for w in want]
+        assert lo.tolist() == [w & (2**64 - 1) for w in want]
 
 
 @given(st.lists(st.integers(-1, 3), max_size=20))
