@@ -16,6 +16,10 @@ Without clear_refs (not Linux): the process lifetime's ``ru_maxrss`` and nulls.
 
 from __future__ import annotations
 
+from licensecore.server.memory import keep_freed_memory
+
+keep_freed_memory()  # first: before NumPy and Arrow start threads (see server.memory)
+
 import argparse
 import gc
 import json
@@ -28,7 +32,6 @@ from pathlib import Path
 import pyarrow as pa
 
 from licensecore.bench.run import TASKS, engine_call, proc_kib
-from licensecore.server.memory import keep_freed_memory
 
 
 def read_tables(directory: Path) -> dict[str, pa.Table]:
@@ -90,7 +93,6 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--engine", required=True)
     parser.add_argument("--input", required=True, type=Path, help="folder of <table>.arrow files")
     args = parser.parse_args(argv)
-    keep_freed_memory()
     tables = read_tables(args.input)
     with _client(args.engine) as client:
         _warm_up(args.task, args.engine, tables, client)
