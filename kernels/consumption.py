@@ -104,12 +104,19 @@ def compute(x: ConsumptionInput) -> ConsumptionResult:
     forced_type = np.where(metric[forced_license] == USER, USER_CONSUMER, DEVICE_CONSUMER)
     forced_entries = (forced_license, forced_type.astype(np.int8), alloc.target[forced])
 
-    consumed = _table_totals(x, alloc, pair_device, pair_license, known_user, forced_entries)
-    spill_free_pairs(
-        pair_device, pair_app, pair_license, cand_offsets, cand_license, metric,
-        x.license_entitlements, x.license_multiple_use, x.license_true_up, x.license_points,
-        known_user, x.device_cores, alloc.offsets, alloc.license, alloc.override, consumed,
-    )
+    free = np.flatnonzero(pair_license < 0)
+    first_candidate = cand_offsets[pair_app[free]]
+    if np.all(cand_offsets[pair_app[free] + 1] - first_candidate == 1):
+        # Rule 3 has no choice to make (every free pair has one candidate), so the totals it
+        # weighs choices by are not needed: each free pair takes its only candidate.
+        pair_license[free] = cand_license[first_candidate]
+    else:
+        consumed = _table_totals(x, alloc, pair_device, pair_license, known_user, forced_entries)
+        spill_free_pairs(
+            pair_device, pair_app, pair_license, cand_offsets, cand_license, metric,
+            x.license_entitlements, x.license_multiple_use, x.license_true_up, x.license_points,
+            known_user, x.device_cores, alloc.offsets, alloc.license, alloc.override, consumed,
+        )
 
     rows = _consumer_rows(x, alloc, pair_device, pair_license, known_user, forced_entries)
     row_license, row_type, row_consumer, consumption, reason, allocation, devices = rows
