@@ -9,7 +9,8 @@ ordered by license, licenses tenant first).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, fields, replace
 
 import numpy as np
 
@@ -112,23 +113,21 @@ def _rebased(codes: np.ndarray, start: int) -> np.ndarray:
     return np.where(codes >= 0, codes - start, -1)
 
 
-def merge_results(blocks: list[Block], results: list[ConsumptionResult]) -> ConsumptionResult:
-    """The whole result from the blocks' results (in block order), codes re-based back."""
+def rebased_result(b: Block, r: ConsumptionResult) -> ConsumptionResult:
+    """Block ``b``'s result with its codes re-based back to the whole input's (in place, except
+    the allocation rows); run in the block's own thread."""
+    for codes, start in ((r.row_license, b.license[0]), (r.row_consumer, b.party[0]),
+                         (r.unlicensed_device, b.party[0]), (r.unlicensed_app, b.app[0])):
+        codes += start
+    return replace(r, row_allocation=np.append(b.allocs, -1)[r.row_allocation])  # -1 stays -1
 
-    def cat(values) -> np.ndarray:
-        return np.concatenate(list(values))
 
-    pairs = list(zip(blocks, results))
-    return ConsumptionResult(
-        row_license=cat(r.row_license + b.license[0] for b, r in pairs),
-        row_type=cat(r.row_type for r in results),
-        row_consumer=cat(r.row_consumer + b.party[0] for b, r in pairs),
-        row_devices=cat(r.row_devices for r in results),
-        row_consumption=cat(r.row_consumption for r in results),
-        row_reason=cat(r.row_reason for r in results),
-        row_allocation=cat(np.append(b.allocs, -1)[r.row_allocation] for b, r in pairs),
-        row_over_utilized=cat(r.row_over_utilized for r in results),
-        license_evidence=cat(r.license_evidence for r in results),
-        unlicensed_device=cat(r.unlicensed_device + b.party[0] for b, r in pairs),
-        unlicensed_app=cat(r.unlicensed_app + b.app[0] for b, r in pairs),
-    )
+def merge_results(results: list[ConsumptionResult],
+                  run: Callable[[list[Callable[[], np.ndarray]]], list[np.ndarray]] | None = None,
+                  ) -> ConsumptionResult:
+    """The whole result from the re-based results of the blocks (in block order): each field's
+    parts concatenated; ``run`` runs the concatenations (side by side), by default one by one."""
+    names = [f.name for f in fields(ConsumptionResult)]
+    steps = [lambda name=name: np.concatenate([getattr(r, name) for r in results]) for name in names]
+    merged = run(steps) if run is not None else [step() for step in steps]
+    return ConsumptionResult(**dict(zip(names, merged)))

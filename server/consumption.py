@@ -13,7 +13,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from licensecore.kernels import codes
-from licensecore.kernels.blocks import block_input, merge_results, tenant_blocks
+from licensecore.kernels.blocks import block_input, merge_results, rebased_result, tenant_blocks
 from licensecore.kernels.consumption import ConsumptionInput, ConsumptionResult, compute
 from licensecore.kernels.summary import chargeback, license_totals
 
@@ -55,9 +55,9 @@ def compute_by_tenant_blocks(enc: _Encoded, x: ConsumptionInput, threads: int | 
                            license_tenant[x.alloc_license], 2 * threads)
     if len(blocks) < 2:
         return compute(x)
-    results = run_largest_first([lambda b=b: compute(block_input(x, b)) for b in blocks],
+    results = run_largest_first([lambda b=b: rebased_result(b, compute(block_input(x, b))) for b in blocks],
                                 [b.work for b in blocks])
-    return merge_results(blocks, results)
+    return merge_results(results, lambda steps: run_largest_first(steps, [1] * len(steps)))
 
 
 def warm_up() -> None:
