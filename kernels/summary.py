@@ -44,16 +44,39 @@ def license_totals(
     )
 
 
+DENSE_CELLS = 1 << 22  # (license, org unit) key spaces up to this size are summed in place
+
+
 def chargeback(
-    row_license: np.ndarray, row_org: np.ndarray, consumption: np.ndarray, n_org: int
+    row_license: np.ndarray, row_org: np.ndarray, consumption: np.ndarray, n_org: int,
+    dense_cells: int = DENSE_CELLS,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Consumption per (license, org unit) with at least one consumer, in that order.
 
     ``row_org`` is an org-unit code, ``n_org`` standing for null so that null sorts last.
-    Returns (license, org, consumption).
+    Returns (license, org, consumption). Within a group the rows are summed in input order (the
+    sums of ``np.bincount``): in one pass over a table of every key when there are at most
+    ``dense_cells`` keys (licenses x org units are usually thousands), else by sorting the rows.
     """
     n_license = int(row_license.max()) + 1 if row_license.size else 0
+    if n_license * (n_org + 1) <= dense_cells:
+        return _dense_group_sums(row_license, row_org, consumption, n_license, n_org + 1)
     return _group_sums(row_license, row_org, consumption, n_license, n_org + 1)
+
+
+@njit(**JIT)
+def _dense_group_sums(
+    first: np.ndarray, second: np.ndarray, weights: np.ndarray, n_first: int, n_second: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``_group_sums`` through a table of all ``n_first * n_second`` keys."""
+    sums = np.zeros(n_first * n_second, np.float64)
+    seen = np.zeros(n_first * n_second, np.bool_)
+    for r in range(first.size):
+        cell = first[r] * n_second + second[r]
+        sums[cell] += weights[r]
+        seen[cell] = True
+    cells = np.flatnonzero(seen)
+    return cells // n_second, cells % n_second, sums[cells]
 
 
 @njit(**JIT)
