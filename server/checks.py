@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 
+from licensecore.kernels.keys import any_unresolved
+
 from .encode import KeySpace
 from .tables import first_row
 
@@ -42,8 +44,10 @@ def resolve(
 ) -> np.ndarray:
     """Codes of a reference column; a non-null id naming no (allowed) entity is an error."""
     code = space.lookup(keys)
-    bad = (keys >= 0) & (code < 0)
-    if allowed is not None:
-        bad |= (code >= 0) & ~allowed[np.maximum(code, 0)]
-    first_row(table, column, bad, values, "reference does not resolve within its tenant")
+    check_allowed = allowed is not None
+    if any_unresolved(keys, code, allowed if check_allowed else np.empty(0, np.bool_), check_allowed):
+        bad = (keys >= 0) & (code < 0)
+        if check_allowed:
+            bad |= (code >= 0) & ~allowed[np.maximum(code, 0)]
+        first_row(table, column, bad, values, "reference does not resolve within its tenant")
     return code

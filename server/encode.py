@@ -13,6 +13,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from licensecore.kernels import guids
+from licensecore.kernels.keys import composite_keys, table_lookup
 from licensecore.kernels.strings import sort_order
 
 from .parallel import PARTS, run_parts
@@ -164,10 +165,7 @@ class KeySpace:
     def lookup(self, keys: np.ndarray) -> np.ndarray:
         """Entity code of each key; -1 for a null key or one that is not an entity."""
         if self._table is not None:
-            if not self._table.size:
-                return np.full(keys.shape, -1, np.int64)
-            inside = (keys >= 0) & (keys < self._table.size)
-            return np.where(inside, self._table[np.where(inside, keys, 0)], -1)
+            return table_lookup(keys, self._table)
         pos = np.minimum(np.searchsorted(self.keys, keys), max(self.keys.size - 1, 0))
         found = keys >= 0
         found &= self.keys[pos] == keys if self.keys.size else False
@@ -182,7 +180,7 @@ class KeySpace:
 
 def composite(tenant: np.ndarray, ids: np.ndarray, width: int) -> np.ndarray:
     """(tenant, id) keys; -1 where the id is null."""
-    return np.where(ids >= 0, tenant * max(width, 1) + ids, -1)
+    return composite_keys(tenant, ids, max(width, 1))
 
 
 DECODE_PART_ROWS = 1 << 20  # longer code arrays are decoded in parts side by side
