@@ -16,8 +16,9 @@ Engines (consumption; bundles has the same except polars):
 - ``licensecore``: ``compute_consumption`` / ``resolve_bundles`` in-process on the restricted data;
 - ``licensecore-full``: the same on the full generated data (not comparable with the peers: it
   does more work; shown for scale);
-- ``licensecore-grpc``: a server started in this process on 127.0.0.1:0; each call uploads the
-  restricted tables, computes by handle and downloads the results through ``LicenseCoreClient``;
+- ``licensecore-grpc``: a server started in this process on 127.0.0.1:0; each call is one inline
+  call through ``LicenseCoreClient`` (the restricted tables streamed up, computed, the results
+  streamed down), so no uploaded dataset stays in the server's store between calls;
 - ``duckdb``, ``polars``: ``bench.peers`` (both use all cores; licensecore's kernels use one);
 - ``reference``: ``tests/reference`` (plain Python), sizes S and M only;
 - ``floor``: reads every byte of every input buffer once (NumPy ``max`` over each Arrow buffer):
@@ -139,7 +140,7 @@ def engine_call(task: str, engine: str, tables: Mapping[str, pa.Table],
     """
     if engine == "licensecore-grpc":
         remote = client.compute_consumption if task == "consumption" else client.resolve_bundles
-        return lambda: remote(client.upload(tables))
+        return lambda: remote(tables)  # inline: tables up, compute, results down; nothing kept
     if engine == "floor":
         return lambda: floor(tables)
     if engine == "reference":
