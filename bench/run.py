@@ -7,9 +7,9 @@ For the size, the data is generated once (``bench.datagen`` / ``bench.datagen_bu
 brought into the restricted shapes of ``bench.peers.workload`` that the peers can express. Every
 engine is called once untimed (JIT warm-up, and its output is checked equal to licensecore's on
 the compared columns: a disagreement raises before any time is reported), then the engines are
-timed interleaved (A, B, C, A, B, C, ...) ``--repeat`` times; the table shows the median, min and
-max wall-clock seconds, the ratio to ``licensecore`` on the same task, input rows per second and
-memory.
+timed interleaved (A, B, C, A, B, C, ...) ``--repeat`` times, with a pause before each call
+(``SETTLE_MAX_S``); the table shows the median, min and max wall-clock seconds, the ratio to
+``licensecore`` on the same task, input rows per second and memory.
 
 Engines (consumption; bundles has the same except polars):
 
@@ -69,6 +69,11 @@ from licensecore.bench.peers import (
 from licensecore.server.memory import keep_freed_memory
 
 TASKS = ("consumption", "bundles")
+# Before each timed call the runner pauses as long as the previous call took, at most this long:
+# DuckDB's and Polars' allocators (jemalloc) hand freed memory back in the background for ~10 s,
+# which slowed whichever engine came next in this process (licensecore right after Polars at XL:
+# 4.6-6.1 s; after a 10 s pause 3.9-4.4 s).
+SETTLE_MAX_S = 10.0
 REFERENCE_SIZES = ("S", "M")
 _TESTS_DIR = Path(__file__).resolve().parent.parent / "tests"
 
@@ -264,12 +269,15 @@ def run_task(task: str, size: str, repeat: int, seed: int, client,
         log(f"[{task} {size}] {engine.name}: warm-up {time.perf_counter() - start:.2f} s"
             + (", agrees with licensecore" if engine.check else ""))
     times: dict[str, list[float]] = {e.name: [] for e in engines}
+    previous = 0.0
     for _ in range(repeat):
         for engine in engines:
             gc.collect()
+            time.sleep(min(previous, SETTLE_MAX_S))  # the previous engine's allocator settles
             start = time.perf_counter()
             out = engine.run()
-            times[engine.name].append(time.perf_counter() - start)
+            previous = time.perf_counter() - start
+            times[engine.name].append(previous)
             del out
     memory = measure_memory(task, size, [e.name for e in engines], inputs, log)
     results = []
