@@ -10,9 +10,10 @@ then allocated from the same heap (its system pool instead of mimalloc, which al
 memory back after a short delay). The process's resident size stays at its high-water mark
 between requests.
 
-glibc fixes its arena limit when a second thread first allocates, and importing NumPy or Arrow
-starts threads, so entry points call this first, before those imports (``licensecore.__main__``,
-``bench.memprobe``); called later it still keeps the main thread's memory, not the workers'.
+Threads that allocated before the call keep arenas of their own, which later threads may be
+given too, and importing NumPy or Arrow starts threads; so entry points call this first, before
+those imports (``licensecore.__main__``, ``bench.memprobe``). Called later it still keeps the main
+arena's memory, not necessarily the workers'.
 """
 
 from __future__ import annotations
