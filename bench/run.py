@@ -19,7 +19,7 @@ Engines (consumption; bundles has the same except polars):
 - ``licensecore-grpc``: a server started in this process on 127.0.0.1:0; each call is one inline
   call through ``LicenseCoreClient`` (the restricted tables streamed up, computed, the results
   streamed down), so no uploaded dataset stays in the server's store between calls;
-- ``duckdb``, ``polars``: ``bench.peers`` (both use all cores; licensecore's kernels use one);
+- ``duckdb``, ``polars``: ``bench.peers`` (both use all cores, as licensecore does);
 - ``reference``: ``tests/reference`` (plain Python), sizes S and M only;
 - ``floor``: reads every byte of every input buffer once (NumPy ``max`` over each Arrow buffer):
   the memory-bandwidth floor, not a computation.

@@ -105,8 +105,9 @@ def compute(x: ConsumptionInput) -> ConsumptionResult:
     forced_entries = (forced_license, forced_type.astype(np.int8), alloc.target[forced])
 
     free = np.flatnonzero(pair_license < 0)
-    first_candidate = cand_offsets[pair_app[free]]
-    if np.all(cand_offsets[pair_app[free] + 1] - first_candidate == 1):
+    free_app = pair_app[free]
+    first_candidate = cand_offsets[free_app]
+    if np.all(cand_offsets[free_app + 1] - first_candidate == 1):
         # Rule 3 has no choice to make (every free pair has one candidate), so the totals it
         # weighs choices by are not needed: each free pair takes its only candidate.
         pair_license[free] = cand_license[first_candidate]
