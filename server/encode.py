@@ -162,6 +162,10 @@ class KeySpace:
     def __len__(self) -> int:
         return self.keys.size
 
+    def drop_table(self) -> None:
+        """Free the direct-address table; look-ups then search the sorted keys."""
+        self._table = None
+
     def lookup(self, keys: np.ndarray) -> np.ndarray:
         """Entity code of each key; -1 for a null key or one that is not an entity."""
         if self._table is not None:
