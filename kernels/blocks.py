@@ -123,11 +123,9 @@ def rebased_result(b: Block, r: ConsumptionResult) -> ConsumptionResult:
 
 
 def merge_results(results: list[ConsumptionResult],
-                  run: Callable[[list[Callable[[], np.ndarray]]], list[np.ndarray]] | None = None,
-                  ) -> ConsumptionResult:
+                  run: Callable[[list[Callable[[], np.ndarray]]], list[np.ndarray]]) -> ConsumptionResult:
     """The whole result from the re-based results of the blocks (in block order): each field's
-    parts concatenated; ``run`` runs the concatenations (side by side), by default one by one."""
+    parts concatenated; ``run`` runs the concatenations (the caller's threads, side by side)."""
     names = [f.name for f in fields(ConsumptionResult)]
     steps = [lambda name=name: np.concatenate([getattr(r, name) for r in results]) for name in names]
-    merged = run(steps) if run is not None else [step() for step in steps]
-    return ConsumptionResult(**dict(zip(names, merged)))
+    return ConsumptionResult(**dict(zip(names, run(steps))))
