@@ -4,42 +4,49 @@
         [--seed N] [--json PATH] [--plot PATH] [--from-json A.json B.json ...]
 
 For the size, the data is generated once (``bench.datagen`` / ``bench.datagen_bundles``) and
-brought into the restricted shapes of ``bench.peers.workload`` that the peers can express. Every
-engine is called once untimed (JIT warm-up, and its output is checked equal to licensecore's on
-the compared columns: a disagreement raises before any time is reported), then the engines are
-timed interleaved (A, B, C, A, B, C, ...) ``--repeat`` times, with a pause before each call
-(``SETTLE_MAX_S``); the table shows the median, min and max wall-clock seconds, the ratio to
+brought into the restricted shapes of ``bench.peers.workload`` that the peers can express;
+licensecore computes the expected output in this process. The runner writes the restricted and the
+full input tables and the expected output once to Arrow IPC files in a temporary directory, drops
+its data and hands its freed heap back to the system (glibc's ``malloc_trim``). Then every timed
+call runs in a fresh process of its own (``bench.probe``), one per engine and repetition,
+interleaved (A, B, C, A, B, C, ...) ``--repeat`` times: the child reads its engine's tables, warms
+the engine up (JIT, one call on empty tables), calls it once for memory and the check, then once
+timed: the steady state, as a long-running server runs. A peer whose output differs from
+licensecore's on the compared columns makes the runner raise with the child's message, before any
+table or JSON is reported. The table shows the median, min and max wall-clock seconds, the ratio to
 ``licensecore`` on the same task, input rows per second and memory.
+
+Why a process per call: timed in one shared process, licensecore at XL took 5.7 s against 3.9-4.5 s
+in a fresh one, disturbed by the peers' allocators (DuckDB's and Polars' jemalloc hand freed memory
+back in the background) and the data held in the same address space.
 
 Engines (consumption; bundles has the same except polars):
 
 - ``licensecore``: ``compute_consumption`` / ``resolve_bundles`` in-process on the restricted data;
 - ``licensecore-full``: the same on the full generated data (not comparable with the peers: it
   does more work; shown for scale);
-- ``licensecore-grpc``: a server started in this process on 127.0.0.1:0; each call is one inline
-  call through ``LicenseCoreClient`` (the restricted tables streamed up, computed, the results
-  streamed down), so no uploaded dataset stays in the server's store between calls;
+- ``licensecore-grpc``: a server started in the child process on 127.0.0.1:0; each call is one
+  inline call through ``LicenseCoreClient`` (the restricted tables streamed up, computed, the
+  results streamed down), so no uploaded dataset stays in the server's store between calls;
 - ``duckdb``, ``polars``: ``bench.peers`` (both use all cores, as licensecore does);
 - ``reference``: ``tests/reference`` (plain Python), sizes S and M only;
 - ``floor``: reads every byte of every input buffer once (NumPy ``max`` over each Arrow buffer):
   the memory-bandwidth floor, not a computation.
 
-Memory is measured apart from the timings, after them, one engine at a time, each in a fresh
-process (``bench.memprobe``): the runner writes the restricted and the full input tables once to
-Arrow IPC files in a temporary directory; the child reads its engine's tables (resident, not
-memory-mapped), imports and warms up the engine (kernels compiled, one call on empty tables),
-resets its resident high-water mark through ``/proc/self/clear_refs`` and calls the engine once.
-``input_rss_bytes`` is the child's resident size just before that call (interpreter, the engine's
-libraries and its input), ``peak_rss_bytes`` its high-water mark (``VmHWM``) during the call and
-``rss_delta_bytes`` the difference: the engine's working memory. So the runner's generated data,
-licensecore's reference output and other engines' allocator caches count for no engine. For
-``licensecore-grpc`` the child holds the server and the client, both counted. Without clear_refs
-(not Linux), the child's lifetime peak (``ru_maxrss``) is reported and the other two are null.
+Memory is that of the child's first call, so the runner's data and other engines' allocator caches
+count for no engine: ``input_rss_bytes`` is the child's resident size just before the call
+(interpreter, the engine's libraries and its input), ``peak_rss_bytes`` its high-water mark
+(``VmHWM``, reset through ``/proc/self/clear_refs``) during the call and ``rss_delta_bytes`` the
+difference: the engine's working memory. Of the repetitions, the one with the highest peak is
+reported. For ``licensecore-grpc`` the child holds the server and the client, both counted.
+Without clear_refs (not Linux), the child's lifetime peak (``ru_maxrss``) is reported and the
+other two are null.
 """
 
 from __future__ import annotations
 
 import argparse
+import ctypes
 import gc
 import json
 import os
@@ -50,7 +57,6 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from importlib import import_module, metadata
 from pathlib import Path
 
@@ -62,28 +68,14 @@ from licensecore.bench.datagen_bundles import generate_bundles
 from licensecore.bench.peers import (
     BUNDLE_OUTPUT_COLUMNS,
     CONSUMPTION_OUTPUT_COLUMNS,
-    assert_same,
     restricted_bundle_workload,
     restricted_workload,
 )
 from licensecore.server.memory import keep_freed_memory
 
 TASKS = ("consumption", "bundles")
-# Before each timed call the runner pauses as long as the previous call took, at most this long:
-# DuckDB's and Polars' allocators (jemalloc) hand freed memory back in the background for ~10 s,
-# which slowed whichever engine came next in this process (licensecore right after Polars at XL:
-# 4.6-6.1 s; after a 10 s pause 3.9-4.4 s).
-SETTLE_MAX_S = 10.0
 REFERENCE_SIZES = ("S", "M")
 _TESTS_DIR = Path(__file__).resolve().parent.parent / "tests"
-
-
-@dataclass
-class Engine:
-    name: str
-    run: Callable[[], object]
-    tables: Mapping[str, pa.Table]  # its input, for rows and bytes
-    check: Callable[[object], None] | None = None  # raises when the output disagrees
 
 
 # ---------------------------------------------------------------------------------- engines
@@ -109,10 +101,6 @@ def _reference(task: str):
         return reference_consumption
     from reference.bundles import reference_bundles
     return reference_bundles
-
-
-def _rows_to_tables(rows: Mapping[str, list[dict]], want: Mapping[str, pa.Table]) -> dict:
-    return {name: pa.Table.from_pylist(rows[name], schema=want[name].schema) for name in want}
 
 
 # the in-process function of each (task, engine), as "module:function"; licensecore-full is licensecore's
@@ -156,24 +144,12 @@ def engine_call(task: str, engine: str, tables: Mapping[str, pa.Table],
     return lambda: function(tables)
 
 
-def _engines(task: str, size: str, inputs: Mapping[str, Mapping[str, pa.Table]],
-             client) -> list[Engine]:
-    """The engines of ``task`` on ``inputs`` ("restricted" and "full" tables), with their checks."""
-    want = engine_call(task, "licensecore", inputs["restricted"])()
-    columns = CONSUMPTION_OUTPUT_COLUMNS if task == "consumption" else BUNDLE_OUTPUT_COLUMNS
-
-    def checker(name: str) -> Callable[[object], None] | None:
-        if name in ("licensecore", "licensecore-full", "floor"):
-            return None
-        convert = (lambda out: _rows_to_tables(out, want)) if name == "reference" else (lambda out: out)
-        return lambda out: assert_same(name, want, convert(out), columns)
-
-    return [Engine(name, engine_call(task, name, inputs[input_set(name)], client),
-                   inputs[input_set(name)], checker(name))
-            for name in engine_names(task, size)]
+def checked(engine: str) -> bool:
+    """Whether the engine's output is checked equal to licensecore's: the peers' and the reference's."""
+    return engine not in ("licensecore", "licensecore-full", "floor")
 
 
-# ---------------------------------------------------------------------------------- memory
+# ---------------------------------------------------------------------------------- data and probes
 
 
 def proc_kib(path: str, field: str) -> int | None:
@@ -188,35 +164,71 @@ def proc_kib(path: str, field: str) -> int | None:
     return None
 
 
-def _write_inputs(inputs: Mapping[str, Mapping[str, pa.Table]], directory: Path) -> None:
-    """Each input set as ``directory/<set>/<table>.arrow`` (Arrow IPC files), for the memory probes."""
-    for set_name, tables in inputs.items():
-        (directory / set_name).mkdir()
-        for name, table in tables.items():
-            with pa.ipc.new_file(str(directory / set_name / f"{name}.arrow"), table.schema) as writer:
-                writer.write_table(table)
+def write_tables(tables: Mapping[str, pa.Table], directory: Path) -> None:
+    """``tables`` as ``directory/<table>.arrow`` (Arrow IPC files), for the probe processes."""
+    directory.mkdir()
+    for name, table in tables.items():
+        with pa.ipc.new_file(str(directory / f"{name}.arrow"), table.schema) as writer:
+            writer.write_table(table)
 
 
-def probe_memory(task: str, engine: str, input_dir: Path) -> dict:
-    """Run ``bench.memprobe`` for ``engine`` on the tables in ``input_dir``; its memory figures."""
-    command = [sys.executable, "-m", "licensecore.bench.memprobe", "--task", task,
-               "--engine", engine, "--input", str(input_dir)]
-    stdout = subprocess.run(command, check=True, stdout=subprocess.PIPE, text=True).stdout
-    return json.loads(stdout.splitlines()[-1])
+def _rows_bytes(tables: Mapping[str, pa.Table]) -> tuple[int, int]:
+    return (sum(t.num_rows for t in tables.values()), sum(t.nbytes for t in tables.values()))
 
 
-def measure_memory(task: str, size: str, engines: list[str],
-                   inputs: Mapping[str, Mapping[str, pa.Table]], log=print) -> dict[str, dict]:
-    """Memory figures of each engine, measured one after the other, each in a process of its own."""
-    memory = {}
-    with tempfile.TemporaryDirectory(prefix="licensecore-bench-") as tmp:
-        _write_inputs(inputs, Path(tmp))
-        for engine in engines:
-            start = time.perf_counter()
-            memory[engine] = probe_memory(task, engine, Path(tmp) / input_set(engine))
-            log(f"[{task} {size}] {engine}: memory measured in "
-                f"{time.perf_counter() - start:.1f} s (own process)")
-    return memory
+def write_data(task: str, size: str, seed: int, directory: Path,
+               log=print) -> dict[str, tuple[int, int]]:
+    """Generate the data; write the input sets to ``directory/restricted`` and ``directory/full`` and
+    licensecore's output on the restricted set (its compared tables) to ``directory/expected``.
+
+    Returns the rows and Arrow bytes of each input set; the data itself is dropped on return.
+    """
+    start = time.perf_counter()
+    if task == "consumption":
+        full = generate(size, seed)
+        restricted = restricted_workload(full)
+        compared = CONSUMPTION_OUTPUT_COLUMNS
+    else:
+        full = generate_bundles(size, seed)
+        restricted = restricted_bundle_workload(full)
+        compared = BUNDLE_OUTPUT_COLUMNS
+    log(f"[{task} {size}] generated in {time.perf_counter() - start:.1f} s")
+    start = time.perf_counter()
+    want = engine_call(task, "licensecore", restricted)()
+    write_tables(restricted, directory / "restricted")
+    write_tables(full, directory / "full")
+    write_tables({name: want[name] for name in compared}, directory / "expected")
+    log(f"[{task} {size}] expected output computed, inputs and output written in "
+        f"{time.perf_counter() - start:.1f} s")
+    return {"restricted": _rows_bytes(restricted), "full": _rows_bytes(full)}
+
+
+def release_freed_memory() -> None:
+    """Collect garbage and hand the freed heap back to the system (glibc's ``malloc_trim``; the
+    runner keeps freed memory otherwise, see ``server.memory``); a no-op without glibc."""
+    gc.collect()
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
+
+
+def probe(task: str, engine: str, directory: Path) -> dict:
+    """Run ``bench.probe`` for ``engine`` on its input set in ``directory`` (checked against
+    ``directory/expected`` when ``checked(engine)``); its JSON: memory figures and ``seconds``.
+
+    Raises ``RuntimeError`` with the child's stderr when it fails, a disagreement included.
+    """
+    command = [sys.executable, "-m", "licensecore.bench.probe", "--task", task, "--engine", engine,
+               "--input", str(directory / input_set(engine))]
+    if checked(engine):
+        command += ["--expect", str(directory / "expected")]
+    child = subprocess.run(command, check=False, capture_output=True, text=True)
+    if child.returncode:
+        raise RuntimeError(f"{task} {engine}: its process exited with {child.returncode}:\n"
+                           f"{child.stderr.strip()}")
+    sys.stderr.write(child.stderr)  # warnings, if any
+    return json.loads(child.stdout.splitlines()[-1])
 
 
 # ---------------------------------------------------------------------------------- runner
@@ -242,55 +254,35 @@ def machine() -> dict:
             "versions": versions}
 
 
-def _rows_bytes(tables: Mapping[str, pa.Table]) -> tuple[int, int]:
-    return (sum(t.num_rows for t in tables.values()), sum(t.nbytes for t in tables.values()))
+def _result(task: str, size: str, engine: str, shape: tuple[int, int], runs: list[dict]) -> dict:
+    """One engine's line of the report from its children's JSON; memory: the highest peak's."""
+    seconds = [r["seconds"] for r in runs]
+    memory = max(runs, key=lambda r: r["peak_rss_bytes"])
+    return {"task": task, "engine": engine, "size": size, "rows": shape[0], "input_bytes": shape[1],
+            "repeat": len(runs), "median_s": statistics.median(seconds), "min_s": min(seconds),
+            "max_s": max(seconds), "peak_rss_bytes": memory["peak_rss_bytes"],
+            "rss_delta_bytes": memory["rss_delta_bytes"],
+            "input_rss_bytes": memory["input_rss_bytes"]}
 
 
-def run_task(task: str, size: str, repeat: int, seed: int, client,
-             log=print) -> list[dict]:
-    """Generate, warm up and check every engine, time them interleaved, then measure each one's
-    memory in a process of its own; one dict per engine."""
-    start = time.perf_counter()
-    if task == "consumption":
-        full = generate(size, seed)
-        restricted = restricted_workload(full)
-    else:
-        full = generate_bundles(size, seed)
-        restricted = restricted_bundle_workload(full)
-    log(f"[{task} {size}] generated in {time.perf_counter() - start:.1f} s")
-    inputs = {"restricted": restricted, "full": full}
-    engines = _engines(task, size, inputs, client)
-    for engine in engines:  # warm-up (JIT), equality check
-        start = time.perf_counter()
-        out = engine.run()
-        if engine.check is not None:
-            engine.check(out)
-        del out
-        log(f"[{task} {size}] {engine.name}: warm-up {time.perf_counter() - start:.2f} s"
-            + (", agrees with licensecore" if engine.check else ""))
-    times: dict[str, list[float]] = {e.name: [] for e in engines}
-    previous = 0.0
-    for _ in range(repeat):
-        for engine in engines:
-            gc.collect()
-            time.sleep(min(previous, SETTLE_MAX_S))  # the previous engine's allocator settles
-            start = time.perf_counter()
-            out = engine.run()
-            previous = time.perf_counter() - start
-            times[engine.name].append(previous)
-            del out
-    memory = measure_memory(task, size, [e.name for e in engines], inputs, log)
-    results = []
-    for engine in engines:
-        rows, nbytes = _rows_bytes(engine.tables)
-        t = times[engine.name]
-        m = memory[engine.name]
-        results.append({"task": task, "engine": engine.name, "size": size, "rows": rows,
-                        "input_bytes": nbytes, "repeat": repeat, "median_s": statistics.median(t),
-                        "min_s": min(t), "max_s": max(t), "peak_rss_bytes": m["peak_rss_bytes"],
-                        "rss_delta_bytes": m["rss_delta_bytes"],
-                        "input_rss_bytes": m["input_rss_bytes"]})
-    return results
+def run_task(task: str, size: str, repeat: int, seed: int, log=print) -> list[dict]:
+    """Write the data, then run every engine ``repeat`` times interleaved, each call in a fresh
+    process (``probe``); one dict per engine."""
+    engines = engine_names(task, size)
+    runs: dict[str, list[dict]] = {engine: [] for engine in engines}
+    with tempfile.TemporaryDirectory(prefix="licensecore-bench-") as tmp:
+        directory = Path(tmp)
+        shapes = write_data(task, size, seed, directory, log)
+        release_freed_memory()
+        rss = proc_kib("/proc/self/status", "VmRSS")
+        if rss is not None:
+            log(f"[{task} {size}] runner resident after freeing the data: {rss / 1024:,.0f} MiB")
+        for rep in range(repeat):
+            for engine in engines:
+                runs[engine].append(probe(task, engine, directory))
+                log(f"[{task} {size}] {engine} #{rep + 1}: {runs[engine][-1]['seconds']:.4f} s"
+                    + (", agrees with licensecore" if checked(engine) else ""))
+    return [_result(task, size, engine, shapes[input_set(engine)], runs[engine]) for engine in engines]
 
 
 def format_table(results: list[dict]) -> str:
@@ -340,20 +332,12 @@ def run(size: str, task: str = "all", repeat: int = 3, seed: int = 0,
         json_path: str | Path | None = None, plot_path: str | Path | None = None,
         from_json: list[str | Path] | None = None, log=print) -> dict:
     """Run the benchmark; print the table; write JSON and the plot when asked; return the report."""
-    from licensecore.clients import LicenseCoreClient
-    from licensecore.server.app import create_server
-
     if repeat < 1:
         raise ValueError("repeat must be >= 1")
     tasks = TASKS if task == "all" else (task,)
-    server, port = create_server("127.0.0.1:0")
     results: list[dict] = []
-    try:
-        with LicenseCoreClient(f"127.0.0.1:{port}") as client:
-            for name in tasks:
-                results += run_task(name, size, repeat, seed, client, log)
-    finally:
-        server.stop(None)
+    for name in tasks:
+        results += run_task(name, size, repeat, seed, log)
     report = {"machine": machine(), "results": results}
     log(format_table(results))
     if json_path:
