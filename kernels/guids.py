@@ -3,9 +3,12 @@
 Directory, device-management and SAM ids are nearly always GUIDs (36 lowercase hex characters in
 8-4-4-4-12 groups). For those, (hi, lo) = the 32 hex digits is a bijection onto the strings, and
 integer order is the strings' byte order (``-`` sits at the same places; ``0-9`` sort before
-``a-f``), so a hash table and a sort of integer pairs do what a string dictionary would, without
+``a-f``), so hash tables and sorts of integer pairs do what a string dictionary would, without
 touching string bytes again. Parsing checks and converts 8 characters at a time in a 64-bit word
-(SWAR: per-byte arithmetic with no carry between bytes).
+(SWAR: per-byte arithmetic with no carry between bytes). The pairs are then partitioned by their
+high bits, in order (one counting pass, one scatter), and each partition is made distinct and
+sorted on its own: its hash table fits in cache, where one table for all the ids (about 100 MB at
+millions of ids) made every probe a cache miss, and laid end to end the partitions are sorted.
 """
 
 from __future__ import annotations
@@ -79,92 +82,130 @@ def parse(offsets: np.ndarray, data: np.ndarray, valid: np.ndarray,
     return errors == 0
 
 
+PARTITION_BITS = 10  # up to 1,024 partitions: one's rows and hash table stay in the L2 cache
+
+
 @njit(**JIT)
 def _slot(h: np.uint64, w: np.uint64, shift: np.uint64) -> np.int64:
     return np.int64(((h ^ (w * _MIX)) * _MIX) >> shift)
 
 
 @njit(**JIT)
-def part_sizes(hi: np.ndarray, lo: np.ndarray, valid: np.ndarray, parts: int) -> np.ndarray:
-    """How many valid pairs fall in each of ``parts`` hash parts."""
-    sizes = np.zeros(parts, np.int64)
+def hi_range(hi: np.ndarray, valid: np.ndarray) -> tuple[np.uint64, np.uint64, np.int64]:
+    """The least and greatest ``hi`` of the valid rows, and how many rows are valid."""
+    least, greatest, count = _EMPTY, np.uint64(0), 0
     for i in range(hi.size):
         if valid[i]:
-            sizes[part_of(hi[i], lo[i], parts)] += 1
-    return sizes
+            least = min(least, hi[i])
+            greatest = max(greatest, hi[i])
+            count += 1
+    return least, greatest, count
 
 
 @njit(**JIT)
-def rebase(codes: np.ndarray, hi: np.ndarray, lo: np.ndarray, base: np.ndarray) -> None:
-    """Add to each code (not -1) the ``base`` of its pair's part: part-local codes become global."""
-    parts = base.size
-    for i in range(codes.size):
-        if codes[i] >= 0:
-            codes[i] += base[part_of(hi[i], lo[i], parts)]
+def partition_shift(least: np.uint64, greatest: np.uint64) -> np.uint64:
+    """The shift that maps ``hi - least`` onto at most ``2 ** PARTITION_BITS`` partitions, in
+    ``hi`` order: so partitions of sorted pairs are sorted, whatever range the GUIDs span."""
+    span = greatest - least
+    shift = np.uint64(0)
+    while (span >> shift) >= np.uint64(1 << PARTITION_BITS):
+        shift += np.uint64(1)
+    return shift
 
 
 @njit(**JIT)
-def part_of(h: np.uint64, w: np.uint64, parts: int) -> np.int64:
-    """The hash part of a pair: parts are made distinct independently (one per thread)."""
-    return np.int64(((h ^ w) * _MIX) >> np.uint64(32)) % parts
-
-
-@njit(**JIT)
-def distinct_part(hi: np.ndarray, lo: np.ndarray, valid: np.ndarray, parts: int, p: int,
-                  codes: np.ndarray, out_hi: np.ndarray, out_lo: np.ndarray) -> int:
-    """Number the distinct valid pairs of part ``p`` in first-seen order: each one's code into
-    ``codes`` (other rows untouched), the pairs into ``out_hi``/``out_lo``; returns how many.
-
-    Open addressing with linear probing over (hi, lo, code) slots; the table doubles when half
-    full, so it stays about the size of the part's distinct pairs, not of the rows.
-    """
-    bits = 12
-    table = np.empty((1 << bits, 3), np.uint64)
-    table[:, 2] = _EMPTY
-    count = 0
+def partition_counts(hi: np.ndarray, valid: np.ndarray, least: np.uint64, shift: np.uint64,
+                     counts: np.ndarray) -> None:
+    """Add to ``counts[k]`` how many valid rows fall in partition ``k``."""
     for i in range(hi.size):
-        if not valid[i]:
-            continue
-        h, w = hi[i], lo[i]
-        if part_of(h, w, parts) != p:
-            continue
-        mask = (1 << bits) - 1
-        s = _slot(h, w, np.uint64(64 - bits))
-        while True:
-            code = table[s, 2]
-            if code == _EMPTY:
-                table[s, 0] = h
-                table[s, 1] = w
-                table[s, 2] = count
-                out_hi[count] = h
-                out_lo[count] = w
-                codes[i] = count
-                count += 1
-                break
-            if table[s, 0] == h and table[s, 1] == w:
-                codes[i] = np.int64(code)
-                break
-            s = (s + 1) & mask
-        if 2 * count >= (1 << bits):
-            bits += 1
-            table = _rehash(table, bits)
-    return count
+        if valid[i]:
+            counts[np.int64((hi[i] - least) >> shift)] += 1
 
 
 @njit(**JIT)
-def _rehash(old: np.ndarray, bits: int) -> np.ndarray:
-    table = np.empty((1 << bits, 3), np.uint64)
-    table[:, 2] = _EMPTY
-    mask = (1 << bits) - 1
-    for r in range(old.shape[0]):
-        if old[r, 2] != _EMPTY:
-            s = _slot(old[r, 0], old[r, 1], np.uint64(64 - bits))
-            while table[s, 2] != _EMPTY:
+def scatter(hi: np.ndarray, lo: np.ndarray, valid: np.ndarray, first_row: int, least: np.uint64,
+            shift: np.uint64, cursor: np.ndarray, out_hi: np.ndarray, out_lo: np.ndarray,
+            out_row: np.ndarray) -> None:
+    """Copy each valid row's pair and row number (``first_row`` + its index) to its partition's
+    next place, ``cursor[k]`` (advanced): rows keep their order within a partition."""
+    for i in range(hi.size):
+        if valid[i]:
+            k = np.int64((hi[i] - least) >> shift)
+            c = cursor[k]
+            out_hi[c] = hi[i]
+            out_lo[c] = lo[i]
+            out_row[c] = first_row + i
+            cursor[k] = c + 1
+
+
+@njit(**JIT)
+def distinct_partitions(bounds: np.ndarray, first: int, last: int, hi: np.ndarray, lo: np.ndarray,
+                        local: np.ndarray, distinct: np.ndarray) -> None:
+    """Make partitions ``first .. last - 1`` distinct (partition ``k`` = rows ``bounds[k] ..
+    bounds[k + 1]`` of ``hi``/``lo``): ``distinct[k]`` = how many distinct pairs, ``local[r]`` = the
+    rank of row ``r``'s pair among them, and the sorted distinct pairs overwrite the partition's
+    first ``distinct[k]`` places of ``hi``/``lo`` (its rows are not needed after).
+
+    One open-addressing hash table (slots hold the index of a first-seen pair) per partition, sized
+    for the partition, so its probes stay in cache.
+    """
+    most = 0
+    for k in range(first, last):
+        most = max(most, bounds[k + 1] - bounds[k])
+    bits = 1
+    while (1 << bits) < 2 * most:
+        bits += 1
+    table = np.empty(1 << bits, np.int64)
+    seen_hi = np.empty(most, np.uint64)
+    seen_lo = np.empty(most, np.uint64)
+    for k in range(first, last):
+        a, b = bounds[k], bounds[k + 1]
+        bits = 1
+        while (1 << bits) < 2 * (b - a):
+            bits += 1
+        mask = (1 << bits) - 1
+        table[:mask + 1] = -1
+        d = 0
+        for r in range(a, b):
+            h, w = hi[r], lo[r]
+            s = _slot(h, w, np.uint64(64 - bits))
+            while True:
+                e = table[s]
+                if e < 0:
+                    table[s] = d
+                    seen_hi[d] = h
+                    seen_lo[d] = w
+                    local[r] = d
+                    d += 1
+                    break
+                if seen_hi[e] == h and seen_lo[e] == w:
+                    local[r] = e
+                    break
                 s = (s + 1) & mask
-            table[s, 0] = old[r, 0]
-            table[s, 1] = old[r, 1]
-            table[s, 2] = old[r, 2]
-    return table
+        order = _pair_order(seen_hi[:d], seen_lo[:d])
+        rank = np.empty(d, np.int64)
+        for j in range(d):
+            rank[order[j]] = j
+            hi[a + j] = seen_hi[order[j]]
+            lo[a + j] = seen_lo[order[j]]
+        for r in range(a, b):
+            local[r] = rank[local[r]]
+        distinct[k] = d
+
+
+@njit(**JIT)
+def place_codes(bounds: np.ndarray, first: int, last: int, base: np.ndarray, distinct: np.ndarray,
+                local: np.ndarray, rows: np.ndarray, hi: np.ndarray, lo: np.ndarray,
+                codes: np.ndarray, out_hi: np.ndarray, out_lo: np.ndarray) -> None:
+    """For partitions ``first .. last - 1``: each row's code (``base[k]`` + its rank) at its row
+    number in ``codes``, and the partition's distinct pairs at ``out_hi/out_lo[base[k]:]``."""
+    for k in range(first, last):
+        a, b = bounds[k], bounds[k + 1]
+        for r in range(a, b):
+            codes[rows[r]] = base[k] + local[r]
+        for j in range(distinct[k]):
+            out_hi[base[k] + j] = hi[a + j]
+            out_lo[base[k] + j] = lo[a + j]
 
 
 @njit(**JIT)
@@ -188,10 +229,10 @@ def format_guids(hi: np.ndarray, lo: np.ndarray) -> np.ndarray:
 
 
 @njit(**JIT)
-def sort_order(hi: np.ndarray, lo: np.ndarray) -> np.ndarray:
-    """The permutation that sorts distinct pairs by (hi, lo): by ``hi`` (LSD radix sort), then runs
-    of equal ``hi`` (rare for random GUIDs, common for sequential ones) by ``lo``."""
-    order = _radix_order(hi)
+def _pair_order(hi: np.ndarray, lo: np.ndarray) -> np.ndarray:
+    """The permutation that sorts pairs by (hi, lo): by ``hi``, then runs of equal ``hi`` (rare for
+    random GUIDs, common for sequential ones) by ``lo``."""
+    order = np.argsort(hi)
     n = order.size
     i = 0
     while i < n:
@@ -200,39 +241,6 @@ def sort_order(hi: np.ndarray, lo: np.ndarray) -> np.ndarray:
             j += 1
         if j - i > 1:
             run = order[i:j].copy()
-            sub = np.argsort(lo[run])
-            order[i:j] = run[sub]
+            order[i:j] = run[np.argsort(lo[run])]
         i = j
-    return order
-
-
-RADIX_BITS = 11  # 2,048 counters per pass: they stay in cache
-
-
-@njit(**JIT)
-def _radix_order(keys: np.ndarray) -> np.ndarray:
-    """Stable order of uint64 ``keys``: one counting pass per 11-bit digit, least significant
-    first, skipping digits that are the same for every key."""
-    n = keys.size
-    order = np.arange(n)
-    sorted_keys = keys.copy()
-    out_keys = np.empty_like(sorted_keys)
-    out = np.empty_like(order)
-    n_digits = 1 << RADIX_BITS
-    mask = np.uint64(n_digits - 1)
-    for shift in range(0, 64, RADIX_BITS):
-        counts = np.zeros(n_digits + 1, np.int64)
-        for i in range(n):
-            counts[np.int64((sorted_keys[i] >> np.uint64(shift)) & mask) + 1] += 1
-        if counts.max() == n:
-            continue
-        for k in range(n_digits):
-            counts[k + 1] += counts[k]
-        for i in range(n):
-            k = np.int64((sorted_keys[i] >> np.uint64(shift)) & mask)
-            out_keys[counts[k]] = sorted_keys[i]
-            out[counts[k]] = order[i]
-            counts[k] += 1
-        sorted_keys, out_keys = out_keys, sorted_keys
-        order, out = out, order
     return order

@@ -70,17 +70,21 @@ def _guid_encode(chunks: list[pa.Array], typ: pa.DataType) -> tuple[pa.Array, np
     codes, distinct_hi, distinct_lo = pairs
     if not large and distinct_hi.size * guids.GUID_LENGTH >= 2**31:
         return None  # the values would not fit a string array's int32 offsets
-    order = guids.sort_order(distinct_hi, distinct_lo)
-    data = guids.format_guids(distinct_hi[order], distinct_lo[order])
+    data = guids.format_guids(distinct_hi, distinct_lo)
     offsets = np.arange(0, data.size + 1, guids.GUID_LENGTH, dtype=np.int64 if large else np.int32)
-    values = pa.Array.from_buffers(typ, order.size, [None, pa.py_buffer(offsets), pa.py_buffer(data)])
-    return values, _ranked(order)[codes]
+    values = pa.Array.from_buffers(typ, distinct_hi.size, [None, pa.py_buffer(offsets), pa.py_buffer(data)])
+    return values, codes
 
 
 def _distinct_guids(chunks: list[pa.Array]) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
-    """Each row's code (-1: null) into the distinct GUIDs, and those as (hi, lo) pairs in no
-    particular order; None when a value is not a canonical GUID. Parsing and the hash table are
-    split into parts run side by side; the per-row pairs are freed on return."""
+    """Each row's code (-1: null) into the sorted distinct GUIDs, and those as (hi, lo) pairs; None
+    when a value is not a canonical GUID.
+
+    The pairs are partitioned by their high bits, in order (``kernels.guids``), so each partition
+    is made distinct and sorted with a hash table that fits in cache, and the partitions' results
+    laid end to end are sorted. Every step is split into parts run side by side: rows for parsing,
+    counting and scattering, whole partitions for the rest.
+    """
     n = sum(len(chunk) for chunk in chunks)
     hi, lo = np.empty(n, np.uint64), np.empty(n, np.uint64)
     valid = np.ones(n, np.bool_)
@@ -92,17 +96,34 @@ def _distinct_guids(chunks: list[pa.Array]) -> tuple[np.ndarray, np.ndarray, np.
     if not all(run_parts(parse)):
         return None
     parts = PARTS
-    part_starts = np.concatenate([[0], np.cumsum(guids.part_sizes(hi, lo, valid, parts))])
-    out_hi, out_lo = np.empty(part_starts[-1], np.uint64), np.empty(part_starts[-1], np.uint64)
+    rows = [slice(p * n // parts, (p + 1) * n // parts) for p in range(parts)]
+    ranges = run_parts(lambda p: guids.hi_range(hi[rows[p]], valid[rows[p]]), parts)
+    m = sum(count for _, _, count in ranges)
     codes = np.full(n, -1, np.int64)
-    found = run_parts(lambda p: guids.distinct_part(hi, lo, valid, parts, p, codes,
-                                                    out_hi[part_starts[p]:], out_lo[part_starts[p]:]))
-    base = np.concatenate([[0], np.cumsum(found)[:-1]])
-    run_parts(lambda p: guids.rebase(*(a[p * n // parts:(p + 1) * n // parts] for a in (codes, hi, lo)),
-                                     base))
-    distinct_hi = np.concatenate([out_hi[s:s + f] for s, f in zip(part_starts, found)])
-    distinct_lo = np.concatenate([out_lo[s:s + f] for s, f in zip(part_starts, found)])
-    return codes, distinct_hi, distinct_lo
+    if m == 0:
+        return codes, np.empty(0, np.uint64), np.empty(0, np.uint64)
+    least = np.uint64(min(r[0] for r in ranges if r[2]))
+    shift = guids.partition_shift(least, np.uint64(max(r[1] for r in ranges if r[2])))
+    counts = np.zeros((parts, 1 << guids.PARTITION_BITS), np.int64)
+    run_parts(lambda p: guids.partition_counts(hi[rows[p]], valid[rows[p]], least, shift, counts[p]), parts)
+    bounds = np.concatenate([[0], np.cumsum(counts.sum(axis=0))])
+    cursors = bounds[:-1] + np.cumsum(counts, axis=0) - counts  # part p's first place in each partition
+    part_hi, part_lo = np.empty(m, np.uint64), np.empty(m, np.uint64)
+    part_row = np.empty(m, np.int32 if n < 2**31 else np.int64)
+    run_parts(lambda p: guids.scatter(hi[rows[p]], lo[rows[p]], valid[rows[p]], rows[p].start, least,
+                                      shift, cursors[p], part_hi, part_lo, part_row), parts)
+    del hi, lo, valid
+    # Whole partitions per part, about equal rows each.
+    split = np.append(np.searchsorted(bounds, [p * m // parts for p in range(parts)]), bounds.size - 1)
+    local = np.empty(m, np.int32 if m < 2**31 else np.int64)
+    distinct = np.zeros(bounds.size - 1, np.int64)
+    run_parts(lambda p: guids.distinct_partitions(bounds, split[p], split[p + 1], part_hi, part_lo,
+                                                  local, distinct), parts)
+    base = np.concatenate([[0], np.cumsum(distinct)[:-1]])
+    out_hi, out_lo = np.empty(distinct.sum(), np.uint64), np.empty(distinct.sum(), np.uint64)
+    run_parts(lambda p: guids.place_codes(bounds, split[p], split[p + 1], base, distinct, local,
+                                          part_row, part_hi, part_lo, codes, out_hi, out_lo), parts)
+    return codes, out_hi, out_lo
 
 
 def _parse_rows(chunk: pa.Array, start: int, p: int, hi: np.ndarray, lo: np.ndarray,

@@ -93,6 +93,27 @@ def test_guid_dictionary_equals_the_plain_definition(columns, odd, large, skip):
         assert [values[c] if c >= 0 else None for c in codes.tolist()] == col
 
 
+# Pools of GUIDs that span the whole 128-bit range (up to 1,024 partitions by their high bits), or
+# share all but their lowest bits (one partition), or cluster in two places (uneven partitions).
+guid_pools = st.one_of(
+    st.lists(st.integers(0, 2**128 - 1), min_size=1, max_size=300),
+    st.lists(st.integers(0, 2**12), min_size=1, max_size=300),
+    st.lists(st.builds(lambda top, low: (top << 120) | low, st.sampled_from([0, 0xAB]), st.integers(0, 2**70)),
+             min_size=1, max_size=300),
+)
+
+
+@given(guid_pools, st.data())
+def test_guid_dictionary_of_many_rows_equals_sorted_set(pool, data):
+    """Many rows, duplicates and nulls over several partitions and both parts: the values are the
+    sorted distinct GUIDs and each row's code points at its own GUID."""
+    rows = data.draw(st.lists(st.one_of(st.none(), st.sampled_from(pool).map(_guid)), max_size=2000))
+    d = Dictionary([pa.chunked_array([pa.array(rows, pa.string())])])
+    values = d.values.to_pylist()
+    assert values == sorted({r for r in rows if r is not None})
+    assert [values[c] if c >= 0 else None for c in d.codes[0].tolist()] == rows
+
+
 def test_guid_kernels_parse_and_print_back():
     from licensecore.kernels import guids
 
