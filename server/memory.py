@@ -12,7 +12,7 @@ between requests.
 
 Threads that allocated before the call keep arenas of their own, which later threads may be
 given too, and importing NumPy or Arrow starts threads; so entry points call this first, before
-those imports (``licensecore.__main__``, ``bench.memprobe``). Called later it still keeps the main
+those imports (``licensecore.__main__``, ``bench.probe``). Called later it still keeps the main
 arena's memory, not necessarily the workers'.
 """
 
