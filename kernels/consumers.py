@@ -32,7 +32,7 @@ from .codes import (
     USER,
     USER_CONSUMER,
 )
-from .sorting import counting_order
+from .sorting import counting_order, sort_keys
 
 
 @njit(**JIT)
@@ -50,18 +50,14 @@ def group_consumers(
     device order) followed by forced consumers (``entry_device`` -1). Returns per group:
     license, type, consumer, distinct devices among its pairs, number of pairs.
     """
-    order = np.arange(entry_license.size)
-    order = counting_order(entry_consumer, n_party, order)
-    order = counting_order(entry_license * 2 + entry_type, 2 * n_license, order)
-    # One gather into output order, so the scans below read sequentially.
-    n = order.size
+    n = entry_license.size
     key = np.empty(n, np.int64)  # (license * 2 + type) * n_party + consumer
-    device = np.empty(n, np.int64)
+    for i in range(n):
+        key[i] = (entry_license[i] * 2 + entry_type[i]) * n_party + entry_consumer[i]
+    # Stable: each group's devices stay in ascending order.
+    key, device = sort_keys(key, 2 * n_license * n_party, entry_device)
     n_rows = 0
     for i in range(n):
-        j = order[i]
-        key[i] = (entry_license[j] * 2 + entry_type[j]) * n_party + entry_consumer[j]
-        device[i] = entry_device[j]
         if i == 0 or key[i] != key[i - 1]:
             n_rows += 1
     row_license = np.empty(n_rows, np.int64)
