@@ -279,6 +279,17 @@ USERS = build(base())["users"]
 LICENSES = build(base())["licenses"]
 
 
+def _bad_utf8(table: pa.Table, column: str) -> pa.Table:
+    """``table`` with the last value of a string ``column`` made invalid UTF-8 (Arrow's basic
+    validation passes; only the full one reads the bytes)."""
+    values = table.column(column).combine_chunks()
+    _, offsets, data = values.buffers()
+    raw = bytearray(data.to_pybytes())
+    raw[-1] = 0xFF
+    broken = pa.Array.from_buffers(pa.string(), len(values), [None, offsets, pa.py_buffer(bytes(raw))])
+    return table.set_column(table.schema.get_field_index(column), column, broken)
+
+
 def _last(data: bytes, table: str = "users", rows: int = 3) -> list[pb.TableChunk]:
     return [pb.TableChunk(table=table, data=data, last=True, row_count=rows)]
 
@@ -464,6 +475,8 @@ CASES: list[Case] = [
     bad_stream("ipc-file-format-not-stream", "ComputeConsumptionInline", _last(_file_format(USERS)),
                "users", "corrupt or truncated"),
     bad_stream("ipc-parquet-bytes", "Upload", _last(_parquet(USERS)), "users", "corrupt or truncated"),
+    bad_stream("ipc-invalid-utf8", "ComputeConsumptionInline", _last(_ipc(_bad_utf8(USERS, "user_id"))),
+               "users", "corrupt or truncated"),
     bad_stream("ipc-stray-bytes", "Upload", _last(_ipc(USERS) + b"\0junk"), "users", "stray byte"),
     bad_stream("ipc-row-count-lies", "ComputeConsumptionInline", _last(_ipc(USERS), rows=1000), "users",
                "1000 sent"),

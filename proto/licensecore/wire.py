@@ -14,7 +14,10 @@ All of this is the ``licensecore.v1`` wire format exactly: other clients and ser
 
 from __future__ import annotations
 
+import functools
+import os
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Protocol, TypeVar
 
@@ -314,6 +317,7 @@ def decode_tables(
     """
     streams: dict[str, _Stream] = {}
     row_counts: dict[str, int] = {}
+    decoded: dict[str, Callable[[], pa.Table]] = {}
     for chunk in chunks:
         name = chunk.table
         if not name:
@@ -329,10 +333,11 @@ def decode_tables(
             if max_rows is not None and chunk.row_count > max_rows:
                 raise LimitExceeded("max_rows", max_rows, chunk.row_count, subject=name)
             row_counts[name] = chunk.row_count
+            decoded[name] = _decode_soon(name, streams[name], chunk.row_count)
     unfinished = sorted(streams.keys() - row_counts.keys())
     if unfinished:
         raise _stream_error(unfinished[0], "truncated: the stream ended before the last chunk")
-    return {name: _decode(name, streams.pop(name).data(name), rows) for name, rows in row_counts.items()}
+    return {name: table() for name, table in decoded.items()}
 
 
 class _Stream:
@@ -377,20 +382,52 @@ def heap_buffer(size: int) -> pa.Buffer:
     return pa.py_buffer(np.empty(size, np.uint8))
 
 
-def _decode(name: str, data: bytes | pa.Buffer, row_count: int) -> pa.Table:
-    source = pa.BufferReader(data)
+def _decode_soon(name: str, stream: _Stream, row_count: int) -> Callable[[], pa.Table]:
+    """Start decoding a complete table: its IPC stream read now (no copy), Arrow's full validation
+    of its arrays on the validation pool, so that it overlaps the transfer of the tables after it
+    (and the arrays are checked side by side). The returned function gives the table, or raises the
+    ``InputError`` of a corrupt or truncated stream, once every table has arrived."""
     try:
+        data = stream.data(name)
+        source = pa.BufferReader(data)
         table = pa.ipc.open_stream(source).read_all()
-        table.validate(full=True)
+        table.validate()
+    except InputError as error:
+        return functools.partial(_raise, error)
     except (pa.ArrowException, OSError, ValueError) as exc:
-        raise _stream_error(name, f"corrupt or truncated Arrow IPC stream ({exc})") from None
-    if source.tell() != len(data):
-        raise _stream_error(name, f"{len(data) - source.tell()} stray byte(s) after the IPC stream")
-    if table.num_rows != row_count:
-        raise _stream_error(
-            name, f"truncated Arrow IPC stream: {table.num_rows} row(s) decoded, {row_count} sent"
-        )
-    return table
+        return functools.partial(_raise, _corrupt(name, exc))
+    checks = [_validation_pool().submit(array.validate, full=True)
+              for column in table.columns for array in column.chunks]
+
+    def result() -> pa.Table:
+        for check in checks:
+            try:
+                check.result()
+            except (pa.ArrowException, ValueError) as exc:
+                raise _corrupt(name, exc) from None
+        if source.tell() != len(data):
+            raise _stream_error(name, f"{len(data) - source.tell()} stray byte(s) after the IPC stream")
+        if table.num_rows != row_count:
+            raise _stream_error(
+                name, f"truncated Arrow IPC stream: {table.num_rows} row(s) decoded, {row_count} sent"
+            )
+        return table
+
+    return result
+
+
+@functools.cache
+def _validation_pool() -> ThreadPoolExecutor:
+    """Threads for Arrow's full validation (it releases the GIL); its tasks wait on nothing."""
+    return ThreadPoolExecutor(max_workers=os.cpu_count() or 1, thread_name_prefix="licensecore-validate")
+
+
+def _raise(error: Exception) -> pa.Table:
+    raise error
+
+
+def _corrupt(table: str, exc: Exception) -> InputError:
+    return _stream_error(table, f"corrupt or truncated Arrow IPC stream ({exc})")
 
 
 def _stream_error(table: str, problem: str) -> InputError:
