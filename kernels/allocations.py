@@ -33,8 +33,10 @@ def host_binds(
 ) -> bool:
     """Host flow-down: with `vm_rights = host` (device and core licenses only), a VM is bound to
     the license when its direct host has a binding allocation on it."""
+    if not license_vm_host[license] or license_metric[license] == USER:
+        return False  # first the license's flags (few, cached), then the device's host
     host = device_host[device]
-    if host < 0 or not license_vm_host[license] or license_metric[license] == USER:
+    if host < 0:
         return False
     k = find_allocation(alloc_offsets, alloc_license, host, license)
     return k >= 0 and alloc_binds[k]

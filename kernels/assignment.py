@@ -52,8 +52,11 @@ def bind_pairs(
 ) -> np.ndarray:
     """License of every bound pair (the first candidate binding it), -1 for the others."""
     pair_license = np.full(pair_device.size, -1, np.int64)
+    may_bind = _may_bind(alloc_offsets, alloc_binds, device_known_user, device_host)
     for i in range(pair_device.size):
         d = pair_device[i]
+        if not may_bind[d]:
+            continue
         a = pair_app[i]
         for j in range(cand_offsets[a], cand_offsets[a + 1]):
             lic = cand_license[j]
@@ -71,6 +74,26 @@ def bind_pairs(
                 pair_license[i] = lic
                 break
     return pair_license
+
+
+@njit(**JIT)
+def _may_bind(alloc_offsets: np.ndarray, alloc_binds: np.ndarray, device_known_user: np.ndarray,
+              device_host: np.ndarray) -> np.ndarray:
+    """Per device, whether a pair of it may be bound: it, its known user or its host is the target
+    of a binding allocation. No candidate binds the pairs of other devices, so with allocations
+    on few parties most pairs skip their candidates' look-ups (random reads by party code)."""
+    n_party = alloc_offsets.size - 1
+    target = np.zeros(n_party, np.bool_)
+    for p in range(n_party):
+        for k in range(alloc_offsets[p], alloc_offsets[p + 1]):
+            if alloc_binds[k]:
+                target[p] = True
+                break
+    may = np.empty(n_party, np.bool_)
+    for d in range(n_party):
+        user, host = device_known_user[d], device_host[d]
+        may[d] = target[d] or (user >= 0 and target[user]) or (host >= 0 and target[host])
+    return may
 
 
 @njit(**JIT)
