@@ -85,34 +85,16 @@ def _distinct_guids(chunks: list[pa.Array]) -> tuple[np.ndarray, np.ndarray, np.
     laid end to end are sorted. Every step is split into parts run side by side: rows for parsing,
     counting and scattering, whole partitions for the rest.
     """
-    n = sum(len(chunk) for chunk in chunks)
-    hi, lo = np.empty(n, np.uint64), np.empty(n, np.uint64)
-    valid = np.ones(n, np.bool_)
-    starts = np.concatenate([[0], np.cumsum([len(chunk) for chunk in chunks])[:-1]])
-
-    def parse(p: int) -> bool:
-        return all(_parse_rows(chunk, start, p, hi, lo, valid) for chunk, start in zip(chunks, starts))
-
-    if not all(run_parts(parse)):
+    parsed = _parse_guids(chunks)
+    if parsed is None:
         return None
-    parts = PARTS
-    rows = [slice(p * n // parts, (p + 1) * n // parts) for p in range(parts)]
-    ranges = run_parts(lambda p: guids.hi_range(hi[rows[p]], valid[rows[p]]), parts)
-    m = sum(count for _, _, count in ranges)
-    codes = np.full(n, -1, np.int64)
-    if m == 0:
+    codes = np.full(parsed[0].size, -1, np.int64)
+    partitioned = _partition_guids(*parsed)
+    del parsed  # the per-row pairs: the partitions hold them now
+    if partitioned is None:  # no valid row
         return codes, np.empty(0, np.uint64), np.empty(0, np.uint64)
-    least = np.uint64(min(r[0] for r in ranges if r[2]))
-    shift = guids.partition_shift(least, np.uint64(max(r[1] for r in ranges if r[2])))
-    counts = np.zeros((parts, 1 << guids.PARTITION_BITS), np.int64)
-    run_parts(lambda p: guids.partition_counts(hi[rows[p]], valid[rows[p]], least, shift, counts[p]), parts)
-    bounds = np.concatenate([[0], np.cumsum(counts.sum(axis=0))])
-    cursors = bounds[:-1] + np.cumsum(counts, axis=0) - counts  # part p's first place in each partition
-    part_hi, part_lo = np.empty(m, np.uint64), np.empty(m, np.uint64)
-    part_row = np.empty(m, np.int32 if n < 2**31 else np.int64)
-    run_parts(lambda p: guids.scatter(hi[rows[p]], lo[rows[p]], valid[rows[p]], rows[p].start, least,
-                                      shift, cursors[p], part_hi, part_lo, part_row), parts)
-    del hi, lo, valid
+    bounds, part_hi, part_lo, part_row = partitioned
+    parts, m = PARTS, part_hi.size
     # Whole partitions per part, about equal rows each.
     split = np.append(np.searchsorted(bounds, [p * m // parts for p in range(parts)]), bounds.size - 1)
     local = np.empty(m, np.int32 if m < 2**31 else np.int64)
@@ -124,6 +106,43 @@ def _distinct_guids(chunks: list[pa.Array]) -> tuple[np.ndarray, np.ndarray, np.
     run_parts(lambda p: guids.place_codes(bounds, split[p], split[p + 1], base, distinct, local,
                                           part_row, part_hi, part_lo, codes, out_hi, out_lo), parts)
     return codes, out_hi, out_lo
+
+
+def _parse_guids(chunks: list[pa.Array]) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """Each row's GUID as (hi, lo), and whether it is not null; None when a value is not a
+    canonical GUID."""
+    n = sum(len(chunk) for chunk in chunks)
+    hi, lo = np.empty(n, np.uint64), np.empty(n, np.uint64)
+    valid = np.ones(n, np.bool_)
+    starts = np.concatenate([[0], np.cumsum([len(chunk) for chunk in chunks])[:-1]])
+
+    def parse(p: int) -> bool:
+        return all(_parse_rows(chunk, start, p, hi, lo, valid) for chunk, start in zip(chunks, starts))
+
+    return (hi, lo, valid) if all(run_parts(parse)) else None
+
+
+def _partition_guids(hi: np.ndarray, lo: np.ndarray, valid: np.ndarray
+                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None:
+    """The valid rows' pairs and row numbers partitioned by the pairs' high bits, in order, and the
+    partitions' bounds; None when no row is valid."""
+    parts, n = PARTS, hi.size
+    rows = [slice(p * n // parts, (p + 1) * n // parts) for p in range(parts)]
+    ranges = [r for r in run_parts(lambda p: guids.hi_range(hi[rows[p]], valid[rows[p]]), parts) if r[2]]
+    if not ranges:
+        return None
+    least = np.uint64(min(r[0] for r in ranges))
+    shift = guids.partition_shift(least, np.uint64(max(r[1] for r in ranges)))
+    counts = np.zeros((parts, 1 << guids.PARTITION_BITS), np.int64)
+    run_parts(lambda p: guids.partition_counts(hi[rows[p]], valid[rows[p]], least, shift, counts[p]), parts)
+    bounds = np.concatenate([[0], np.cumsum(counts.sum(axis=0))])
+    cursors = bounds[:-1] + np.cumsum(counts, axis=0) - counts  # part p's first place in each partition
+    m = bounds[-1]
+    part_hi, part_lo = np.empty(m, np.uint64), np.empty(m, np.uint64)
+    part_row = np.empty(m, np.int32 if n < 2**31 else np.int64)
+    run_parts(lambda p: guids.scatter(hi[rows[p]], lo[rows[p]], valid[rows[p]], rows[p].start, least,
+                                      shift, cursors[p], part_hi, part_lo, part_row), parts)
+    return bounds, part_hi, part_lo, part_row
 
 
 def _parse_rows(chunk: pa.Array, start: int, p: int, hi: np.ndarray, lo: np.ndarray,
