@@ -96,18 +96,3 @@ def _push_ties(order, keys, lo, hi, depth, offsets, data, stack) -> None:
             else:
                 stack.append((i, j, depth))
         i = j
-
-
-@njit(**JIT)
-def gather_fixed(words: np.ndarray, codes: np.ndarray, width: int, out: np.ndarray) -> None:
-    """Row ``i`` of ``out`` := row ``codes[i]`` of ``words``, rows of ``width`` words each (zeros
-    where ``codes[i] < 0``): a take of fixed-width strings (GUIDs are 9 four-byte words) without
-    the per-row offsets and lengths of a general string take."""
-    for i in range(codes.size):
-        d = i * width
-        if codes[i] < 0:
-            out[d:d + width] = 0
-            continue
-        s = codes[i] * width
-        for k in range(width):
-            out[d + k] = words[s + k]

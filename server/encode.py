@@ -14,7 +14,7 @@ import pyarrow.compute as pc
 
 from licensecore.kernels import guids
 from licensecore.kernels.keys import composite_keys, table_lookup
-from licensecore.kernels.strings import gather_fixed, sort_order
+from licensecore.kernels.strings import sort_order
 
 from .parallel import PARTS, run_parts
 
@@ -232,11 +232,11 @@ DECODE_PART_ROWS = 1 << 20  # longer code arrays are decoded in parts side by si
 
 def decode(values: pa.Array, codes: np.ndarray, typ: pa.DataType) -> pa.Array | pa.ChunkedArray:
     """Ids for codes (-1: null), in the Arrow type the input used."""
-    width = _word_width(values)
+    width = _fixed_width(values)
 
     def part(p: int, parts: int) -> pa.Array:
         c = codes[p * codes.size // parts:(p + 1) * codes.size // parts]
-        if width and c.size * width * 4 < 2**31:
+        if width and c.size * width < 2**31:
             return _take_fixed(values, c, width)
         return values.take(pa.array(c, mask=c < 0))
 
@@ -245,27 +245,25 @@ def decode(values: pa.Array, codes: np.ndarray, typ: pa.DataType) -> pa.Array | 
     return cast_ids(pa.chunked_array(run_parts(lambda p: part(p, PARTS)), values.type), typ)
 
 
-def _word_width(values: pa.Array) -> int:
-    """The length in 4-byte words of every value of a string array of values all that long (and
-    not null, and word-aligned), as GUIDs are; else 0."""
+def _fixed_width(values: pa.Array) -> int:
+    """The length in bytes of every value of a string array whose values all have one length (and
+    none is null), as GUIDs do; else 0."""
     if not (pa.types.is_string(values.type) or pa.types.is_large_string(values.type)) or (
             len(values) == 0 or values.null_count):
         return 0
-    offsets, data = _string_buffers(values)
-    length = int(offsets[1] - offsets[0])
-    if length == 0 or length % 4 or (data.ctypes.data + int(offsets[0])) % 4:
-        return 0
-    return length // 4 if np.all(np.diff(offsets) == length) else 0
+    offsets, _ = _string_buffers(values)
+    width = int(offsets[1] - offsets[0])
+    return width if width and np.all(np.diff(offsets) == width) else 0
 
 
 def _take_fixed(values: pa.Array, codes: np.ndarray, width: int) -> pa.Array:
-    """``values.take(codes)`` (-1: null) for values of ``width`` words each (``_word_width``)."""
+    """``values.take(codes)`` (-1: null) for values of ``width`` bytes each: NumPy's take of
+    ``width``-byte records, with no per-row offsets or lengths to read (a null's slot holds the
+    last value's bytes, under the validity bitmap)."""
     offsets, data = _string_buffers(values)
-    words = data[offsets[0]:offsets[0] + len(values) * width * 4].view(np.uint32)
-    out = np.empty(codes.size * width, np.uint32)
-    gather_fixed(words, codes, width, out)
-    step = width * 4
-    out_offsets = np.arange(0, codes.size * step + 1, step, dtype=offsets.dtype)
+    records = data[offsets[0]:offsets[0] + len(values) * width].view(f"V{width}")
+    out = np.take(records, codes)
+    out_offsets = np.arange(0, codes.size * width + 1, width, dtype=offsets.dtype)
     valid = codes >= 0
     validity = None if valid.all() else pa.array(valid).buffers()[1]
     return pa.Array.from_buffers(values.type, codes.size,

@@ -229,16 +229,17 @@ def test_decode_in_parts_equals_one_take(codes):
         assert got.to_pylist() == want
 
 
-@given(st.lists(st.integers(-1, 4), max_size=40), st.sampled_from(["", "abcd", "ab", _guid(7)]),
-       st.booleans(), st.sampled_from([0, 4, 5]))
-def test_decode_of_fixed_width_values_equals_take(codes, text, large, skip):
-    """Values all of one length that is a whole number of 4-byte words (GUIDs; sliced after
-    ``skip`` bytes) take the fixed-width gather; others (lengths 0 and 2, values at an address that
-    is not word-aligned) Arrow's take: both give Arrow's take, nulls included."""
+@given(st.lists(st.integers(-1, 4), max_size=40), st.sampled_from(["", "a", "abcd", "tenant-9", _guid(7)]),
+       st.booleans(), st.integers(0, 5), st.booleans())
+def test_decode_of_fixed_width_values_equals_take(codes, text, large, skip, mixed):
+    """Values all of one length (GUIDs; sliced after ``skip`` bytes) take NumPy's take of
+    fixed-width records, others (empty strings, values of several lengths) Arrow's take: both give
+    Arrow's take, nulls included."""
     from licensecore.server import encode
 
     typ = pa.large_string() if large else pa.string()
-    values = pa.array(["z" * skip] + [re.sub("[^-]", str(i), text) for i in range(5)], typ).slice(1)
+    lengths = [text, text + "x", text, text, text] if mixed else [text] * 5
+    values = pa.array(["z" * skip] + [re.sub("[^-]", str(i), t) for i, t in enumerate(lengths)], typ).slice(1)
     want = values.take(pa.array(codes, pa.int64(), mask=np.array(codes, np.int64) < 0))
     for part_rows in (0, 1 << 20):
         encode.DECODE_PART_ROWS, saved = part_rows, encode.DECODE_PART_ROWS
