@@ -316,15 +316,14 @@ def decode_tables(
     makes the buffer of an announced size (Arrow's pool by default; see ``heap_buffer``).
     """
     streams: dict[str, _Stream] = {}
-    row_counts: dict[str, int] = {}
-    decoded: dict[str, Callable[[], pa.Table]] = {}
+    decoded: dict[str, Callable[[], pa.Table]] = {}  # the complete tables, in the order they completed
     for chunk in chunks:
         name = chunk.table
         if not name:
             raise _stream_error(name, "chunk without a table name")
         if known is not None and name not in known:
             raise _stream_error(name, f"unknown table; expected one of {', '.join(sorted(known))}")
-        if name in row_counts:
+        if name in decoded:
             raise _stream_error(name, "table sent twice (a chunk follows its last chunk)")
         if name not in streams:
             streams[name] = _Stream(chunk.stream_bytes, max_bytes, allocate)
@@ -332,9 +331,8 @@ def decode_tables(
         if chunk.last:
             if max_rows is not None and chunk.row_count > max_rows:
                 raise LimitExceeded("max_rows", max_rows, chunk.row_count, subject=name)
-            row_counts[name] = chunk.row_count
             decoded[name] = _decode_soon(name, streams[name], chunk.row_count)
-    unfinished = sorted(streams.keys() - row_counts.keys())
+    unfinished = sorted(streams.keys() - decoded.keys())
     if unfinished:
         raise _stream_error(unfinished[0], "truncated: the stream ended before the last chunk")
     return {name: table() for name, table in decoded.items()}
