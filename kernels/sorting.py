@@ -19,37 +19,17 @@ def counting_order(keys: np.ndarray, n_buckets: int, order: np.ndarray) -> np.nd
     Chaining calls from the least to the most significant key gives a lexicographic order
     (an LSD radix sort whose digits are whole codes), in O(n + n_buckets) per call. Many buckets
     (millions of parties) are sorted by ``DIGIT_BITS``-bit digits, least significant first, so that
-    the counters fit in cache instead of missing it on every element.
+    the counters fit in cache instead of missing it on every element. The result may be ``order``
+    itself (when the keys are all equal).
     """
     if n_buckets <= ONE_PASS_BUCKETS:
-        return _pass(keys[order], order, 0, -1, n_buckets)[1]
+        return _key_pass(keys[order], order, 0, -1, max(n_buckets, 1))[1]
     sorted_keys = keys[order]
     shift = 0
     while (n_buckets - 1) >> shift:
-        sorted_keys, order = _pass(sorted_keys, order, shift, (1 << DIGIT_BITS) - 1, 1 << DIGIT_BITS)
+        sorted_keys, order = _key_pass(sorted_keys, order, shift, (1 << DIGIT_BITS) - 1, 1 << DIGIT_BITS)
         shift += DIGIT_BITS
     return order
-
-
-@njit(**JIT)
-def _pass(
-    keys: np.ndarray, order: np.ndarray, shift: int, mask: int, n_digits: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """One stable counting pass of (keys, order) by the digit ``(key >> shift) & mask``, which
-    lies in ``[0, n_digits)`` (mask -1: the whole key)."""
-    counts = np.zeros(n_digits + 1, np.int64)
-    for i in range(keys.size):
-        counts[((keys[i] >> shift) & mask) + 1] += 1
-    for k in range(n_digits):
-        counts[k + 1] += counts[k]
-    out_keys = np.empty_like(keys)
-    out = np.empty_like(order)
-    for i in range(keys.size):
-        k = (keys[i] >> shift) & mask
-        out_keys[counts[k]] = keys[i]
-        out[counts[k]] = order[i]
-        counts[k] += 1
-    return out_keys, out
 
 
 @njit(**JIT)
