@@ -97,6 +97,15 @@ def test_random_bytes_are_rejected_with_input_error(data: bytes, rows: int):
     assert decode_or_reject([pb.TableChunk(table="users", data=data, last=True, row_count=rows)]) is None
 
 
+def test_column_name_that_is_not_utf8_is_input_error():
+    """A schema whose field name is not UTF-8 (found by the fuzzer below) is corrupt input."""
+    data = SEED_BYTES["bundles"].replace(b"enabled", b"\xe5nabled", 1)
+    assert data != SEED_BYTES["bundles"]
+    chunk = pb.TableChunk(table="bundles", data=data, last=True, row_count=SEEDS["bundles"].num_rows)
+    with pytest.raises(InputError, match="corrupt or truncated"):
+        wire.decode_tables([chunk])
+
+
 @given(mutated_bytes(), st.booleans())
 def test_mutated_ipc_streams_only_raise_input_error(mutated: tuple[str, bytes], honest_count: bool):
     name, data = mutated

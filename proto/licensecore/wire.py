@@ -390,12 +390,12 @@ def _decode_soon(name: str, stream: _Stream, row_count: int) -> Callable[[], pa.
         source = pa.BufferReader(data)
         table = pa.ipc.open_stream(source).read_all()
         table.validate()
+        arrays = [array for column in table.columns for array in column.chunks]  # names decoded
     except InputError as error:
         return functools.partial(_raise, error)
-    except (pa.ArrowException, OSError, ValueError) as exc:
+    except (pa.ArrowException, OSError, ValueError) as exc:  # UnicodeDecodeError is a ValueError
         return functools.partial(_raise, _corrupt(name, exc))
-    checks = [_validation_pool().submit(array.validate, full=True)
-              for column in table.columns for array in column.chunks]
+    checks = [_validation_pool().submit(array.validate, full=True) for array in arrays]
 
     def result() -> pa.Table:
         for check in checks:
