@@ -19,7 +19,7 @@ from numba import njit
 from ._config import JIT
 
 GUID_LENGTH = 36
-_EMPTY = np.uint64(0xFFFFFFFFFFFFFFFF)  # a table slot's index when free
+_MAX = np.uint64(0xFFFFFFFFFFFFFFFF)  # the greatest uint64: where a running minimum starts
 _MIX = np.uint64(0x9E3779B97F4A7C15)
 _HEX = np.frombuffer(b"0123456789abcdef", np.uint8).copy()  # digit value -> byte
 _ONES = np.uint64(0x0101010101010101)  # 1 in each byte of a word
@@ -93,7 +93,7 @@ def _slot(h: np.uint64, w: np.uint64, shift: np.uint64) -> np.int64:
 @njit(**JIT)
 def hi_range(hi: np.ndarray, valid: np.ndarray) -> tuple[np.uint64, np.uint64, np.int64]:
     """The least and greatest ``hi`` of the valid rows, and how many rows are valid."""
-    least, greatest, count = _EMPTY, np.uint64(0), 0
+    least, greatest, count = _MAX, np.uint64(0), 0
     for i in range(hi.size):
         if valid[i]:
             least = min(least, hi[i])

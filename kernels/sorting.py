@@ -6,6 +6,7 @@ import numpy as np
 from numba import njit
 
 from ._config import JIT
+from .keys import composite_keys
 
 
 DIGIT_BITS = 12  # 4,096 counters: a pass's counting stays in cache however many buckets there are
@@ -87,10 +88,7 @@ def distinct_sorted_pairs(
     """The distinct (first, second) pairs, in ascending (first, second) order: the pairs as keys
     ``first * n_second + second`` (codes below 3e9 each fit an int64), sorted, made distinct."""
     width = max(n_second, 1)
-    keys = np.empty(first.size, np.int64)
-    for i in range(first.size):
-        keys[i] = first[i] * width + second[i]
-    keys, _ = sort_keys(keys, max(n_first, 1) * width, np.empty(0, np.int64))
+    keys, _ = sort_keys(composite_keys(first, second, width), max(n_first, 1) * width, np.empty(0, np.int64))
     n = 0
     for i in range(keys.size):
         if i == 0 or keys[i] != keys[i - 1]:
