@@ -12,7 +12,7 @@ import grpc
 import pyarrow as pa
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from licensecore import wire
+from licensecore import compact, wire
 from licensecore.clients.credentials import open_channel
 from licensecore.clients.errors import LicenseCoreServerError, error_from_rpc
 from licensecore.server.errors import InputError
@@ -117,12 +117,13 @@ class LicenseCoreClient:
         self, tables_or_handle: Mapping[str, pa.Table] | str
     ) -> dict[str, pa.Table]:
         """SPEC section 1 on a dataset handle (str) or on inline tables (a mapping)."""
+        metadata = (compact.HEADER,)  # results' low-cardinality columns travel compact
         if isinstance(tables_or_handle, str):
             request = pb.ComputeConsumptionRequest(dataset_id=tables_or_handle)
-            chunks = self._by_handle["ComputeConsumption"](request, timeout=self._timeout)
+            chunks = self._by_handle["ComputeConsumption"](request, timeout=self._timeout, metadata=metadata)
         else:
             chunks = self._inline["ComputeConsumption"](
-                wire.encode_messages(tables_or_handle), timeout=self._timeout
+                wire.encode_messages(tables_or_handle), timeout=self._timeout, metadata=metadata
             )
         return _receive(chunks)
 
@@ -213,13 +214,14 @@ class LicenseCoreClient:
 
 
 def _receive(chunks: Iterator[wire.Chunk]) -> dict[str, pa.Table]:
-    """Decode a response stream into heap memory (results are freed and received again); a stream
-    the client cannot decode is a DATA_LOSS error."""
+    """Decode a response stream into heap memory (results are freed and received again), compact
+    columns expanded; a stream the client cannot decode is a DATA_LOSS error."""
     try:
-        return wire.decode_tables(chunks, allocate=wire.heap_buffer)
+        tables = wire.decode_tables(chunks, allocate=wire.heap_buffer)
+        return {name: compact.expand(table) for name, table in tables.items()}
     except grpc.RpcError as error:
         raise error_from_rpc(error) from None
-    except InputError as error:
+    except (InputError, pa.ArrowException) as error:
         raise LicenseCoreServerError(
             grpc.StatusCode.DATA_LOSS, f"undecodable response: {error}"
         ) from error

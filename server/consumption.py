@@ -12,6 +12,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from licensecore.compact import tagged
 from licensecore.kernels import codes
 from licensecore.kernels.blocks import block_input, merge_results, rebased_result, tenant_blocks
 from licensecore.kernels.consumption import ConsumptionInput, ConsumptionResult, compute
@@ -27,8 +28,10 @@ from .tables import first_row, normalize_tables
 SPLIT_MIN_ROWS = 200_000  # below this many installation rows, one thread does the kernels faster
 
 
-def compute_consumption(tables: Mapping[str, pa.Table]) -> dict[str, pa.Table]:
-    """Compute `consumption`, `license_summary`, `unlicensed` and `chargeback` (SPEC 1.6).
+def compute_consumption(tables: Mapping[str, pa.Table], compact: bool = False) -> dict[str, pa.Table]:
+    """Compute `consumption`, `license_summary`, `unlicensed` and `chargeback` (SPEC 1.6); with
+    ``compact``, string columns of few distinct values as tagged dictionary arrays, for a receiver
+    that expands them (``licensecore.compact``).
 
     Raises ``InputError`` for bad input; nothing is computed then.
     """
@@ -36,7 +39,7 @@ def compute_consumption(tables: Mapping[str, pa.Table]) -> dict[str, pa.Table]:
     enc = _Encoded(t)
     enc.release_rows()
     result = compute_by_tenant_blocks(enc, enc.input)
-    return _outputs(t, enc, result, id_types)
+    return _outputs(t, enc, result, id_types, compact)
 
 
 def compute_by_tenant_blocks(enc: _Encoded, x: ConsumptionInput, threads: int | None = None,
@@ -222,11 +225,12 @@ def _chargeback_groups(enc: _Encoded, r: ConsumptionResult) -> tuple[int, tuple[
 
 
 def _outputs(t: dict[str, pa.Table], enc: _Encoded, r: ConsumptionResult,
-             id_types: dict[str, pa.DataType]) -> dict[str, pa.Table]:
+             id_types: dict[str, pa.DataType], compact: bool) -> dict[str, pa.Table]:
     tenants = enc.tenants.values
-    lic_ids = lambda c: decode(enc.license.values, enc.license_space.id_of(c), id_types[LICENSE])  # noqa: E731
-    party_ids = lambda c: decode(enc.party.values, enc.party_space.id_of(c), id_types[PARTY])  # noqa: E731
-    lic_tenant = lambda c: tenants.take(pa.array(enc.license_space.tenant_of(c)))  # noqa: E731
+    lic_ids = lambda c: decode(enc.license.values, enc.license_space.id_of(c), id_types[LICENSE], compact)  # noqa: E731
+    party_ids = lambda c: decode(enc.party.values, enc.party_space.id_of(c), id_types[PARTY], compact)  # noqa: E731
+    lic_tenant = lambda c: decode(tenants, enc.license_space.tenant_of(c), tenants.type, compact)  # noqa: E731
+    enum = lambda names, c: decode(pa.array(names), c, pa.string(), compact)  # noqa: E731
     lics = t["licenses"].take(pa.array(enc.license_rows))
     alloc_types = t["allocations"].column("type")
 
@@ -238,11 +242,11 @@ def _outputs(t: dict[str, pa.Table], enc: _Encoded, r: ConsumptionResult,
     consumption = {
         "tenant_id": tenant_ids,
         "license_id": license_ids,
-        "consumer_type": pa.array(codes.CONSUMER_TYPES).take(pa.array(r.row_type)),
+        "consumer_type": enum(codes.CONSUMER_TYPES, r.row_type),
         "consumer_id": consumer_ids,
         "devices": pa.array(r.row_devices, pa.int64()),
         "consumption": pa.array(r.row_consumption, pa.float64()),
-        "reason": pa.array(codes.REASONS).take(pa.array(r.row_reason)),
+        "reason": enum(codes.REASONS, r.row_reason),
         "allocation": alloc_types.take(pa.array(r.row_allocation, mask=r.row_allocation < 0)),
         "over_utilized": pa.array(r.row_over_utilized, pa.bool_()),
     }
@@ -265,10 +269,10 @@ def _outputs(t: dict[str, pa.Table], enc: _Encoded, r: ConsumptionResult,
         "over_utilized": pa.array(totals.over_utilized, pa.int64()),
     }
     unlicensed = {
-        "tenant_id": tenants.take(pa.array(enc.party_space.tenant_of(r.unlicensed_device))),
+        "tenant_id": decode(tenants, enc.party_space.tenant_of(r.unlicensed_device), tenants.type, compact),
         "device_id": party_ids(r.unlicensed_device),
         "application_id": decode(enc.app.values, enc.app_space.id_of(r.unlicensed_app),
-                                 id_types[APPLICATION]),
+                                 id_types[APPLICATION], compact),
     }
     charge = {
         "tenant_id": lic_tenant(cb_license),
@@ -282,5 +286,7 @@ def _outputs(t: dict[str, pa.Table], enc: _Encoded, r: ConsumptionResult,
                           ("unlicensed", unlicensed), ("chargeback", charge)):
         spec = CONSUMPTION_OUTPUTS[name]
         out[name] = pa.table({c: columns[c] for c, _, _ in spec})
+        if compact:
+            out[name] = tagged(out[name], {c: id_types[kind] if kind else typ for c, typ, kind in spec})
     return out
 

@@ -12,6 +12,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from licensecore.compact import dictionary_of, fixed_width, string_buffers, take_fixed
 from licensecore.kernels import guids
 from licensecore.kernels.keys import composite_keys, table_lookup
 from licensecore.kernels.strings import sort_order
@@ -159,22 +160,13 @@ def _parse_rows(chunk: pa.Array, start: int, p: int, hi: np.ndarray, lo: np.ndar
     mask = np.asarray(rows.is_valid()) if rows.null_count else np.empty(0, np.bool_)
     if mask.size:
         valid[start:end] = mask
-    return guids.parse(*_string_buffers(rows), mask, hi[start:end], lo[start:end])
-
-
-def _string_buffers(values: pa.Array) -> tuple[np.ndarray, np.ndarray]:
-    """A string array's offsets (its slice) and data bytes, without copying."""
-    _, offset_buf, data_buf = values.buffers()
-    width = np.int64 if pa.types.is_large_string(values.type) else np.int32
-    offsets = np.frombuffer(offset_buf, width)[values.offset:values.offset + len(values) + 1]
-    data = np.frombuffer(data_buf, np.uint8) if data_buf is not None else np.empty(0, np.uint8)
-    return offsets, data
+    return guids.parse(*string_buffers(rows), mask, hi[start:end], lo[start:end])
 
 
 def _sort_indices(values: pa.Array) -> np.ndarray:
     """``pc.array_sort_indices(values)`` (values without nulls); strings by ``kernels.strings``."""
     if pa.types.is_string(values.type) or pa.types.is_large_string(values.type):
-        return sort_order(*_string_buffers(values))
+        return sort_order(*string_buffers(values))
     return pc.array_sort_indices(values).to_numpy()
 
 
@@ -230,44 +222,25 @@ def composite(tenant: np.ndarray, ids: np.ndarray, width: int) -> np.ndarray:
 DECODE_PART_ROWS = 1 << 20  # longer code arrays are decoded in parts side by side
 
 
-def decode(values: pa.Array, codes: np.ndarray, typ: pa.DataType) -> pa.Array | pa.ChunkedArray:
-    """Ids for codes (-1: null), in the Arrow type the input used."""
-    width = _fixed_width(values)
+def decode(values: pa.Array, codes: np.ndarray, typ: pa.DataType,
+           compact: bool = False) -> pa.Array | pa.ChunkedArray:
+    """Ids for codes (-1: null), in the Arrow type the input used; with ``compact``, a dictionary
+    array when ``licensecore.compact.dictionary_of`` makes one (string ids of few values)."""
+    if compact and values.type == typ:
+        compacted = dictionary_of(values, codes)
+        if compacted is not None:
+            return compacted
+    width = fixed_width(values)
 
     def part(p: int, parts: int) -> pa.Array:
         c = codes[p * codes.size // parts:(p + 1) * codes.size // parts]
         if width and c.size * width < 2**31:
-            return _take_fixed(values, c, width)
+            return take_fixed(values, c, width)
         return values.take(pa.array(c, mask=c < 0))
 
     if codes.size < DECODE_PART_ROWS:
         return cast_ids(part(0, 1), typ)
     return cast_ids(pa.chunked_array(run_parts(lambda p: part(p, PARTS)), values.type), typ)
-
-
-def _fixed_width(values: pa.Array) -> int:
-    """The length in bytes of every value of a string array whose values all have one length (and
-    none is null), as GUIDs do; else 0."""
-    if not (pa.types.is_string(values.type) or pa.types.is_large_string(values.type)) or (
-            len(values) == 0 or values.null_count):
-        return 0
-    offsets, _ = _string_buffers(values)
-    width = int(offsets[1] - offsets[0])
-    return width if width and np.all(np.diff(offsets) == width) else 0
-
-
-def _take_fixed(values: pa.Array, codes: np.ndarray, width: int) -> pa.Array:
-    """``values.take(codes)`` (-1: null) for values of ``width`` bytes each: NumPy's take of
-    ``width``-byte records, with no per-row offsets or lengths to read (a null's slot holds the
-    last value's bytes, under the validity bitmap)."""
-    offsets, data = _string_buffers(values)
-    records = data[offsets[0]:offsets[0] + len(values) * width].view(f"V{width}")
-    out = np.take(records, codes)
-    out_offsets = np.arange(0, codes.size * width + 1, width, dtype=offsets.dtype)
-    valid = codes >= 0
-    validity = None if valid.all() else pa.array(valid).buffers()[1]
-    return pa.Array.from_buffers(values.type, codes.size,
-                                 [validity, pa.py_buffer(out_offsets), pa.py_buffer(out)])
 
 
 def cast_ids(ids: pa.Array | pa.ChunkedArray, typ: pa.DataType) -> pa.Array | pa.ChunkedArray:

@@ -8,7 +8,7 @@ from collections.abc import Callable, Collection, Iterable, Iterator
 
 import grpc
 
-from licensecore import wire
+from licensecore import compact, wire
 from licensecore.server import auth, bundles, consumption, reconciliation, whatif
 from licensecore.server.calls import ComputeSlots, ensure_active, streamed
 from licensecore.server.datasets import DatasetStore, tenants_by_table
@@ -120,14 +120,14 @@ class LicenseCoreServicer(pb_grpc.LicenseCoreServicer):
         self, request: pb.ComputeConsumptionRequest, context
     ) -> Iterator[pb.TableChunk]:
         tables = self._dataset(request.dataset_id)
-        return self._run(context, lambda: consumption.compute_consumption(tables))
+        return self._run(context, lambda: consumption.compute_consumption(tables, _compact(context)))
 
     @_guarded
     def ComputeConsumptionInline(
         self, request_iterator: Iterator[pb.TableChunk], context
     ) -> Iterator[pb.TableChunk]:
         tables = auth.check_tables(self._decode(self._requests(request_iterator), CONSUMPTION_INPUTS))
-        return self._run(context, lambda: consumption.compute_consumption(tables))
+        return self._run(context, lambda: consumption.compute_consumption(tables, _compact(context)))
 
     @_guarded
     def ResolveBundles(self, request: pb.ResolveBundlesRequest, context) -> Iterator[pb.TableChunk]:
@@ -178,6 +178,11 @@ class LicenseCoreServicer(pb_grpc.LicenseCoreServicer):
         scenarios = scenarios_from_chunks(scenario_chunks, self._limits)
         return self._run(context, lambda: whatif.start_what_if(tables, scenarios),
                          lambda results: _scenario_results(results, context))
+
+
+def _compact(context: grpc.ServicerContext) -> bool:
+    """Whether the caller welcomes compact results (``licensecore.compact.HEADER``)."""
+    return compact.HEADER in context.invocation_metadata()
 
 
 def scenarios_from_chunks(chunks: Iterable[pb.ScenarioChunk], limits: Limits) -> list[whatif.Scenario]:

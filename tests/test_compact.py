@@ -1,0 +1,132 @@
+"""Compact results (``licensecore.compact``): dictionary-encoded on the wire, the same tables after
+``expand``; over gRPC only for a caller that asks."""
+
+from __future__ import annotations
+
+import grpc
+import numpy as np
+import pyarrow as pa
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from licensecore import compact, wire
+from licensecore.bench import datagen
+from licensecore.clients import LicenseCoreClient
+from licensecore.server import consumption
+from licensecore.server.app import create_server
+from licensecore.v1 import licensecore_pb2_grpc as pb_grpc
+
+GUIDS = [f"{i:08x}-0000-4000-8000-{i:012x}" for i in range(300)]
+
+
+@st.composite
+def _values_and_codes(draw) -> tuple[pa.Array, np.ndarray]:
+    """A string dictionary (one length, as GUIDs, or several; sliced; up to 300 values, past the
+    int8 index range) and codes into it with nulls (-1)."""
+    n = draw(st.sampled_from([0, 1, 2, 5, 127, 128, 300]))
+    words = GUIDS[:n] if draw(st.booleans()) else ["x" * (i % 4) + str(i) for i in range(n)]
+    skip = draw(st.integers(0, 2))
+    values = pa.array(["pad"] * skip + words, pa.large_string() if draw(st.booleans()) else pa.string())
+    codes = draw(st.lists(st.integers(-1, n - 1), max_size=60)) if n else draw(st.lists(st.just(-1), max_size=5))
+    return values.slice(skip), np.array(codes, np.int64)
+
+
+@given(_values_and_codes(), st.sampled_from([0, 1, 8]))
+def test_a_compacted_column_expands_to_the_plain_take(values_codes, min_rows):
+    values, codes = values_codes
+    compact.MIN_ROWS_PER_VALUE, saved = min_rows, compact.MIN_ROWS_PER_VALUE
+    try:
+        compacted = compact.dictionary_of(values, codes)
+    finally:
+        compact.MIN_ROWS_PER_VALUE = saved
+    want = values.take(pa.array(codes, mask=codes < 0))
+    if len(values) * min_rows > codes.size:
+        assert compacted is None
+        return
+    index = pa.int8() if len(values) <= 127 else pa.int16()
+    assert compacted.type == pa.dictionary(index, values.type)
+    table = compact.tagged(pa.table({"id": compacted, "n": np.arange(codes.size)}),
+                           {"id": values.type, "n": pa.int64()})
+    assert table.schema.field("id").metadata == {compact.TAG: b"1"}
+    expanded = compact.expand(table)
+    assert expanded.equals(pa.table({"id": want, "n": np.arange(codes.size)}), check_metadata=True)
+    assert expanded.schema.field("id").metadata is None
+
+
+def test_a_dictionary_column_of_a_dictionary_type_is_not_tagged_nor_expanded():
+    ids = pa.array(["a", "b", "a"]).dictionary_encode()
+    table = compact.tagged(pa.table({"id": ids, "kind": ids}), {"id": ids.type, "kind": pa.string()})
+    assert table.schema.field("id").metadata is None
+    assert table.schema.field("kind").metadata == {compact.TAG: b"1"}
+    expanded = compact.expand(table)
+    assert expanded.column("id").type == ids.type
+    assert expanded.column("kind").to_pylist() == ["a", "b", "a"]
+
+
+def test_strings_that_are_not_few_or_not_strings_are_not_compacted():
+    codes = np.zeros(15, np.int64)
+    assert compact.dictionary_of(pa.array(["a", "b"]), codes) is None  # 2 values need 16 rows
+    assert compact.dictionary_of(pa.array(["a", "b"]), np.zeros(16, np.int64)) is not None
+    assert compact.dictionary_of(pa.array([1, 2]), np.zeros(16, np.int64)) is None
+
+
+# --- over gRPC ----------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def address():
+    server, port = create_server("127.0.0.1:0")
+    yield f"127.0.0.1:{port}"
+    server.stop(None)
+
+
+@pytest.fixture(scope="module")
+def tables():
+    return datagen.generate("S", seed=3)
+
+
+def _raw_consumption(address: str, tables: dict[str, pa.Table], metadata=()) -> dict[str, pa.Table]:
+    """The response of ComputeConsumptionInline as sent, not expanded."""
+    with grpc.insecure_channel(address) as channel:
+        chunks = pb_grpc.LicenseCoreStub(channel).ComputeConsumptionInline(
+            wire.encode_tables(tables), metadata=metadata)
+        return wire.decode_tables(chunks)
+
+
+def test_a_caller_that_asks_gets_compact_columns_and_the_client_expands_them(address, tables):
+    want = consumption.compute_consumption(tables)
+    raw = _raw_consumption(address, tables, (compact.HEADER,))
+    assert [f.name for f in raw["consumption"].schema if pa.types.is_dictionary(f.type)] == [
+        "tenant_id", "license_id", "consumer_type", "reason"]
+    assert raw["consumption"].nbytes < want["consumption"].nbytes
+    assert {name: compact.expand(table) for name, table in raw.items()} == want
+    with LicenseCoreClient(address) as client:
+        for got in (client.compute_consumption(tables), client.compute_consumption(client.upload(tables))):
+            assert got.keys() == want.keys()
+            for name in want:
+                assert got[name].equals(want[name], check_metadata=True), name
+
+
+def test_a_caller_that_does_not_ask_gets_plain_columns(address, tables):
+    raw = _raw_consumption(address, tables)
+    assert not any(pa.types.is_dictionary(f.type) for t in raw.values() for f in t.schema)
+    assert raw == consumption.compute_consumption(tables)
+
+
+def test_dictionary_typed_ids_stay_dictionaries_through_the_client(address, tables):
+    """Output id columns have the input type (SPEC 0): dictionary license ids come back as
+    dictionaries, while the compacted columns beside them come back plain."""
+    def dictionary_ids(table: pa.Table) -> pa.Table:
+        if "license_id" not in table.column_names:
+            return table
+        i = table.column_names.index("license_id")
+        return table.set_column(i, "license_id", table.column(i).dictionary_encode())
+
+    tables = {name: dictionary_ids(table) for name, table in tables.items()}
+    want = consumption.compute_consumption(tables)
+    assert pa.types.is_dictionary(want["consumption"].column("license_id").type)
+    with LicenseCoreClient(address) as client:
+        got = client.compute_consumption(tables)
+    for name in want:
+        assert got[name].equals(want[name], check_metadata=True), name
