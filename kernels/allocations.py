@@ -9,7 +9,7 @@ from ._config import JIT
 from .codes import ALLOCATED, AWAITING_INVENTORY, PERMANENT, UNALLOCATED, USER
 
 
-@njit(**JIT)
+@njit(inline="always", **JIT)
 def find_allocation(
     alloc_offsets: np.ndarray, alloc_license: np.ndarray, target: int, license: int
 ) -> int:
@@ -20,7 +20,7 @@ def find_allocation(
     return -1
 
 
-@njit(**JIT)
+@njit(inline="always", **JIT)
 def host_binds(
     license: int,
     device: int,

@@ -22,7 +22,7 @@ from .allocations import find_allocation, host_binds
 from .codes import CORE, USER
 
 
-@njit(**JIT)
+@njit(inline="always", **JIT)
 def units(n: int, m: int) -> int:
     """units(n, m) = ceil(n / m) for m > 0; for m = 0, 1 when n >= 1, else 0."""
     if m == 0:
@@ -30,7 +30,7 @@ def units(n: int, m: int) -> int:
     return (n + m - 1) // m
 
 
-@njit(**JIT)
+@njit(inline="always", **JIT)
 def points(cores: int, points_per_core: float, min_points: float) -> float:
     """points(d, L) = max(min_points, cores * points_per_core); cores must be known."""
     return max(min_points, cores * points_per_core)
@@ -195,13 +195,13 @@ def spill_free_pairs(
             device_stamp[lic] = run
 
 
-@njit(**JIT)
+@njit(inline="always", **JIT)
 def _has_override(lic, target, alloc_offsets, alloc_license, alloc_override) -> bool:
     k = find_allocation(alloc_offsets, alloc_license, target, lic)
     return k >= 0 and not math.isnan(alloc_override[k])
 
 
-@njit(**JIT)
+@njit(inline="always", **JIT)
 def _new_consumer(lic, target, base, alloc_offsets, alloc_license, alloc_override) -> float:
     """Table consumption of a consumer new to the license: its override, else ``base``.
 
@@ -216,7 +216,7 @@ def _new_consumer(lic, target, base, alloc_offsets, alloc_license, alloc_overrid
     return base
 
 
-@njit(**JIT)
+@njit(inline="always", **JIT)
 def _choose(delta, cand_license, lo, hi, consumed, license_entitlements, license_true_up) -> int:
     """First candidate with Δ = 0; else first within entitlements; else first true_up; else first."""
     for j in range(lo, hi):

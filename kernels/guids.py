@@ -27,7 +27,7 @@ _LOW = np.uint64(0x0F) * _ONES
 _HIGH = np.uint64(0x80) * _ONES
 
 
-@njit(**JIT)
+@njit(inline="always", **JIT)
 def _word(row: np.ndarray, k: int) -> np.uint64:
     """Bytes ``k .. k + 3`` of ``row`` as a little-endian integer (LLVM makes it one load when ``k``
     is a constant)."""
@@ -35,7 +35,7 @@ def _word(row: np.ndarray, k: int) -> np.uint64:
             | (np.uint64(row[k + 2]) << np.uint64(16)) | (np.uint64(row[k + 3]) << np.uint64(24)))
 
 
-@njit(**JIT)
+@njit(inline="always", **JIT)
 def _hex8(x: np.uint64) -> tuple[np.uint64, np.uint64]:
     """The value of the 8 characters in ``x`` (its low byte is the first, most significant digit),
     and a word that is 0 exactly when each of them is a lowercase hex digit.
@@ -85,7 +85,7 @@ def parse(offsets: np.ndarray, data: np.ndarray, valid: np.ndarray,
 PARTITION_BITS = 10  # up to 1,024 partitions: one's rows and hash table stay in the L2 cache
 
 
-@njit(**JIT)
+@njit(inline="always", **JIT)
 def _slot(h: np.uint64, w: np.uint64, shift: np.uint64) -> np.int64:
     return np.int64(((h ^ (w * _MIX)) * _MIX) >> shift)
 

@@ -16,7 +16,7 @@ from ._config import JIT
 SMALL_RUN = 16  # runs this short are insertion-sorted by full comparison
 
 
-@njit(**JIT)
+@njit(inline="always", **JIT)
 def _key(offsets: np.ndarray, data: np.ndarray, i: int, depth: int) -> np.uint64:
     """Bytes ``depth .. depth + 7`` of string ``i``, big-endian, zero-padded."""
     key = np.uint64(0)
@@ -28,7 +28,7 @@ def _key(offsets: np.ndarray, data: np.ndarray, i: int, depth: int) -> np.uint64
     return key
 
 
-@njit(**JIT)
+@njit(inline="always", **JIT)
 def _less(offsets: np.ndarray, data: np.ndarray, a: int, b: int) -> bool:
     """String ``a`` < string ``b`` in byte order."""
     a0, b0 = offsets[a], offsets[b]
