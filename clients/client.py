@@ -116,7 +116,8 @@ class LicenseCoreClient:
     def compute_consumption(
         self, tables_or_handle: Mapping[str, pa.Table] | str
     ) -> dict[str, pa.Table]:
-        """SPEC section 1 on a dataset handle (str) or on inline tables (a mapping)."""
+        """SPEC section 1 on a dataset handle (str) or on inline tables (a mapping). The results'
+        repeated string columns travel compact and are expanded here (``licensecore.compact``)."""
         metadata = (compact.HEADER,)  # results' low-cardinality columns travel compact
         if isinstance(tables_or_handle, str):
             request = pb.ComputeConsumptionRequest(dataset_id=tables_or_handle)
