@@ -120,14 +120,14 @@ class LicenseCoreServicer(pb_grpc.LicenseCoreServicer):
         self, request: pb.ComputeConsumptionRequest, context
     ) -> Iterator[pb.TableChunk]:
         tables = self._dataset(request.dataset_id)
-        return self._run(context, lambda: consumption.compute_consumption(tables, _compact(context)))
+        return self._run(context, lambda: consumption.compute_consumption(tables, compact=_compact(context)))
 
     @_guarded
     def ComputeConsumptionInline(
         self, request_iterator: Iterator[pb.TableChunk], context
     ) -> Iterator[pb.TableChunk]:
         tables = auth.check_tables(self._decode(self._requests(request_iterator), CONSUMPTION_INPUTS))
-        return self._run(context, lambda: consumption.compute_consumption(tables, _compact(context)))
+        return self._run(context, lambda: consumption.compute_consumption(tables, compact=_compact(context)))
 
     @_guarded
     def ResolveBundles(self, request: pb.ResolveBundlesRequest, context) -> Iterator[pb.TableChunk]:

@@ -489,7 +489,7 @@ def test_bad_stream_is_invalid_argument_naming_table(stub, case, rpc):
 
 
 def test_unexpected_error_is_internal_and_short(client, monkeypatch):
-    def broken(tables):
+    def broken(tables, compact=False):
         raise RuntimeError("secret internals")
 
     monkeypatch.setattr(consumption, "compute_consumption", broken)

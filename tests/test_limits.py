@@ -139,7 +139,7 @@ class _Blocked:
         self.calls = 0
         self.answer: dict | None = None  # None: the input users
 
-    def __call__(self, tables):
+    def __call__(self, tables, compact=False):
         self.calls += 1
         self.started.set()
         assert self.release.wait(30)
