@@ -1,5 +1,6 @@
-"""Hypothesis profiles, chosen by the environment variable HYPOTHESIS_PROFILE (default `dev`), and
-the `serve_process` fixture (a real `licensecore serve` process) of the durability tests.
+"""Hypothesis profiles, chosen by the environment variable HYPOTHESIS_PROFILE (default `dev`), the
+`server_address` fixture (an in-process server per test module) and the `serve_process` fixture (a
+real `licensecore serve` process) of the durability tests.
 
 `deadline=None` because the first engine call JIT-compiles its kernels.
 """
@@ -21,6 +22,16 @@ settings.register_profile("dev", max_examples=200, **_COMMON)
 settings.register_profile("ci", max_examples=300, print_blob=True, **_COMMON)
 settings.register_profile("deep", max_examples=5000, **_COMMON)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "dev"))
+
+
+@pytest.fixture(scope="module")
+def server_address() -> Iterator[str]:
+    """The address of a server with default limits on a free loopback port, for one test module."""
+    from licensecore.server.app import create_server
+
+    server, port = create_server("127.0.0.1:0")
+    yield f"127.0.0.1:{port}"
+    server.stop(None)
 
 
 @pytest.fixture

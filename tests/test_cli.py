@@ -14,18 +14,10 @@ from licensecore.bench.datagen import generate, write_dir
 from licensecore.bench.datagen_bundles import generate_bundles
 from licensecore.clients import LicenseCoreClient
 from licensecore.clients.cli import main
-from licensecore.server.app import create_server
 
 OUTPUTS = ("consumption", "license_summary", "unlicensed", "chargeback")
 BUNDLE_OUTPUTS = ("bundle_assignees", "fulfillment", "bundle_summary", "pool_summary", "sku_summary",
                   "eligibility", "conflicts", "warnings")
-
-
-@pytest.fixture(scope="module")
-def server_address():
-    server, port = create_server("127.0.0.1:0")
-    yield f"127.0.0.1:{port}"
-    server.stop(None)
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,6 @@ from licensecore import compact, wire
 from licensecore.bench import datagen
 from licensecore.clients import LicenseCoreClient
 from licensecore.server import consumption
-from licensecore.server.app import create_server
 from licensecore.v1 import licensecore_pb2_grpc as pb_grpc
 
 GUIDS = [f"{i:08x}-0000-4000-8000-{i:012x}" for i in range(300)]
@@ -75,13 +74,6 @@ def test_strings_that_are_not_few_or_not_strings_are_not_compacted():
 
 
 @pytest.fixture(scope="module")
-def address():
-    server, port = create_server("127.0.0.1:0")
-    yield f"127.0.0.1:{port}"
-    server.stop(None)
-
-
-@pytest.fixture(scope="module")
 def tables():
     return datagen.generate("S", seed=3)
 
@@ -94,27 +86,27 @@ def _raw_consumption(address: str, tables: dict[str, pa.Table], metadata=()) -> 
         return wire.decode_tables(chunks)
 
 
-def test_a_caller_that_asks_gets_compact_columns_and_the_client_expands_them(address, tables):
+def test_a_caller_that_asks_gets_compact_columns_and_the_client_expands_them(server_address, tables):
     want = consumption.compute_consumption(tables)
-    raw = _raw_consumption(address, tables, (compact.HEADER,))
+    raw = _raw_consumption(server_address, tables, (compact.HEADER,))
     assert [f.name for f in raw["consumption"].schema if pa.types.is_dictionary(f.type)] == [
         "tenant_id", "license_id", "consumer_type", "reason"]
     assert raw["consumption"].nbytes < want["consumption"].nbytes
     assert {name: compact.expand(table) for name, table in raw.items()} == want
-    with LicenseCoreClient(address) as client:
+    with LicenseCoreClient(server_address) as client:
         for got in (client.compute_consumption(tables), client.compute_consumption(client.upload(tables))):
             assert got.keys() == want.keys()
             for name in want:
                 assert got[name].equals(want[name], check_metadata=True), name
 
 
-def test_a_caller_that_does_not_ask_gets_plain_columns(address, tables):
-    raw = _raw_consumption(address, tables)
+def test_a_caller_that_does_not_ask_gets_plain_columns(server_address, tables):
+    raw = _raw_consumption(server_address, tables)
     assert not any(pa.types.is_dictionary(f.type) for t in raw.values() for f in t.schema)
     assert raw == consumption.compute_consumption(tables)
 
 
-def test_dictionary_typed_ids_stay_dictionaries_through_the_client(address, tables):
+def test_dictionary_typed_ids_stay_dictionaries_through_the_client(server_address, tables):
     """Output id columns have the input type (SPEC 0): dictionary license ids come back as
     dictionaries, while the compacted columns beside them come back plain."""
     def dictionary_ids(table: pa.Table) -> pa.Table:
@@ -126,7 +118,7 @@ def test_dictionary_typed_ids_stay_dictionaries_through_the_client(address, tabl
     tables = {name: dictionary_ids(table) for name, table in tables.items()}
     want = consumption.compute_consumption(tables)
     assert pa.types.is_dictionary(want["consumption"].column("license_id").type)
-    with LicenseCoreClient(address) as client:
+    with LicenseCoreClient(server_address) as client:
         got = client.compute_consumption(tables)
     for name in want:
         assert got[name].equals(want[name], check_metadata=True), name

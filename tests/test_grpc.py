@@ -21,7 +21,6 @@ from licensecore.clients import (
 )
 from licensecore.clients.errors import error_from_rpc
 from licensecore.server import consumption
-from licensecore.server.app import create_server
 from licensecore.server.errors import InputError
 from licensecore.v1 import licensecore_pb2 as pb
 from licensecore.v1 import licensecore_pb2_grpc as pb_grpc
@@ -100,21 +99,14 @@ def _assert_equal_tables(got: dict[str, pa.Table], want: dict[str, pa.Table]) ->
 
 
 @pytest.fixture(scope="module")
-def address():
-    server, port = create_server("127.0.0.1:0")
-    yield f"127.0.0.1:{port}"
-    server.stop(None)
-
-
-@pytest.fixture(scope="module")
-def client(address):
-    with LicenseCoreClient(address) as c:
+def client(server_address):
+    with LicenseCoreClient(server_address) as c:
         yield c
 
 
 @pytest.fixture(scope="module")
-def stub(address):
-    with grpc.insecure_channel(address) as channel:
+def stub(server_address):
+    with grpc.insecure_channel(server_address) as channel:
         yield pb_grpc.LicenseCoreStub(channel)
 
 
@@ -368,8 +360,8 @@ def test_health_is_serving(client):
     assert client.health("licensecore.v1.LicenseCore") == "SERVING"
 
 
-def test_reflection_lists_the_services(address):
-    with grpc.insecure_channel(address) as channel:
+def test_reflection_lists_the_services(server_address):
+    with grpc.insecure_channel(server_address) as channel:
         services = ProtoReflectionDescriptorDatabase(channel).get_services()
     assert "licensecore.v1.LicenseCore" in services
     assert "grpc.health.v1.Health" in services
