@@ -227,10 +227,11 @@ def _chargeback_groups(enc: _Encoded, r: ConsumptionResult) -> tuple[int, tuple[
 def _outputs(t: dict[str, pa.Table], enc: _Encoded, r: ConsumptionResult,
              id_types: dict[str, pa.DataType], compact: bool) -> dict[str, pa.Table]:
     tenants = enc.tenants.values
-    lic_ids = lambda c: decode(enc.license.values, enc.license_space.id_of(c), id_types[LICENSE], compact)  # noqa: E731
-    party_ids = lambda c: decode(enc.party.values, enc.party_space.id_of(c), id_types[PARTY], compact)  # noqa: E731
-    lic_tenant = lambda c: decode(tenants, enc.license_space.tenant_of(c), tenants.type, compact)  # noqa: E731
-    enum = lambda names, c: decode(pa.array(names), c, pa.string(), compact)  # noqa: E731
+    ids = lambda values, c, typ: decode(values, c, typ, compact)  # noqa: E731
+    lic_ids = lambda c: ids(enc.license.values, enc.license_space.id_of(c), id_types[LICENSE])  # noqa: E731
+    party_ids = lambda c: ids(enc.party.values, enc.party_space.id_of(c), id_types[PARTY])  # noqa: E731
+    lic_tenant = lambda c: ids(tenants, enc.license_space.tenant_of(c), tenants.type)  # noqa: E731
+    enum = lambda names, c: ids(pa.array(names), c, pa.string())  # noqa: E731
     lics = t["licenses"].take(pa.array(enc.license_rows))
     alloc_types = t["allocations"].column("type")
 
@@ -269,10 +270,9 @@ def _outputs(t: dict[str, pa.Table], enc: _Encoded, r: ConsumptionResult,
         "over_utilized": pa.array(totals.over_utilized, pa.int64()),
     }
     unlicensed = {
-        "tenant_id": decode(tenants, enc.party_space.tenant_of(r.unlicensed_device), tenants.type, compact),
+        "tenant_id": ids(tenants, enc.party_space.tenant_of(r.unlicensed_device), tenants.type),
         "device_id": party_ids(r.unlicensed_device),
-        "application_id": decode(enc.app.values, enc.app_space.id_of(r.unlicensed_app),
-                                 id_types[APPLICATION], compact),
+        "application_id": ids(enc.app.values, enc.app_space.id_of(r.unlicensed_app), id_types[APPLICATION]),
     }
     charge = {
         "tenant_id": lic_tenant(cb_license),

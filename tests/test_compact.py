@@ -27,7 +27,7 @@ def _values_and_codes(draw) -> tuple[pa.Array, np.ndarray]:
     words = GUIDS[:n] if draw(st.booleans()) else ["x" * (i % 4) + str(i) for i in range(n)]
     skip = draw(st.integers(0, 2))
     values = pa.array(["pad"] * skip + words, pa.large_string() if draw(st.booleans()) else pa.string())
-    codes = draw(st.lists(st.integers(-1, n - 1), max_size=60)) if n else draw(st.lists(st.just(-1), max_size=5))
+    codes = draw(st.lists(st.integers(-1, n - 1), max_size=60) if n else st.lists(st.just(-1), max_size=5))
     return values.slice(skip), np.array(codes, np.int64)
 
 
