@@ -12,7 +12,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from licensecore.compact import dictionary_of, fixed_width, string_buffers, take_fixed
+from licensecore.compact import dictionary_of, fixed_width, string_buffers, take
 from licensecore.kernels import guids
 from licensecore.kernels.keys import composite_keys, table_lookup
 from licensecore.kernels.strings import sort_order
@@ -233,10 +233,7 @@ def decode(values: pa.Array, codes: np.ndarray, typ: pa.DataType,
     width = fixed_width(values)
 
     def part(p: int, parts: int) -> pa.Array:
-        c = codes[p * codes.size // parts:(p + 1) * codes.size // parts]
-        if width and c.size * width < 2**31:
-            return take_fixed(values, c, width)
-        return values.take(pa.array(c, mask=c < 0))
+        return take(values, codes[p * codes.size // parts:(p + 1) * codes.size // parts], width)
 
     if codes.size < DECODE_PART_ROWS:
         return cast_ids(part(0, 1), typ)

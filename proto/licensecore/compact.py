@@ -62,14 +62,17 @@ def expand(table: pa.Table) -> pa.Table:
 
 
 def _expanded(column: pa.ChunkedArray) -> pa.ChunkedArray:
-    chunks = []
-    for chunk in column.chunks:
-        width = fixed_width(chunk.dictionary)
-        if width and len(chunk) * width < 2**31:
-            chunks.append(take_fixed(chunk.dictionary, chunk.indices.fill_null(-1).to_numpy(), width))
-        else:
-            chunks.append(chunk.dictionary_decode())
+    chunks = [take(chunk.dictionary, chunk.indices.fill_null(-1).to_numpy(), fixed_width(chunk.dictionary))
+              for chunk in column.chunks]
     return pa.chunked_array(chunks, column.type.value_type)
+
+
+def take(values: pa.Array, codes: np.ndarray, width: int) -> pa.Array:
+    """``values.take(codes)`` (-1: null): ``take_fixed`` when every value has ``width`` bytes
+    (``fixed_width``; 0: not so) and the result's offsets fit, else Arrow's take."""
+    if width and codes.size * width < 2**31:
+        return take_fixed(values, codes, width)
+    return values.take(pa.array(codes, mask=codes < 0))
 
 
 def string_buffers(values: pa.Array) -> tuple[np.ndarray, np.ndarray]:
