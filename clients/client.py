@@ -116,15 +116,17 @@ class LicenseCoreClient:
     def compute_consumption(
         self, tables_or_handle: Mapping[str, pa.Table] | str
     ) -> dict[str, pa.Table]:
-        """SPEC section 1 on a dataset handle (str) or on inline tables (a mapping). The results'
-        repeated string columns travel compact and are expanded here (``licensecore.compact``)."""
+        """SPEC section 1 on a dataset handle (str) or on inline tables (a mapping). Repeated
+        string columns travel compact both ways: inline tables' are compacted here, the results'
+        expanded here (``licensecore.compact``)."""
         metadata = (compact.HEADER,)  # results' low-cardinality columns travel compact
         if isinstance(tables_or_handle, str):
             request = pb.ComputeConsumptionRequest(dataset_id=tables_or_handle)
             chunks = self._by_handle["ComputeConsumption"](request, timeout=self._timeout, metadata=metadata)
         else:
             chunks = self._inline["ComputeConsumption"](
-                wire.encode_messages(tables_or_handle), timeout=self._timeout, metadata=metadata
+                wire.encode_messages(compact.compacted(tables_or_handle)), timeout=self._timeout,
+                metadata=metadata,
             )
         return _receive(chunks)
 

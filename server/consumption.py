@@ -35,7 +35,7 @@ def compute_consumption(tables: Mapping[str, pa.Table], compact: bool = False) -
 
     Raises ``InputError`` for bad input; nothing is computed then.
     """
-    t, id_types = normalize_tables(tables, CONSUMPTION_INPUTS)
+    t, id_types = normalize_tables(tables, CONSUMPTION_INPUTS, keep_dictionaries=True)
     enc = _Encoded(t)
     enc.release_rows()
     result = compute_by_tenant_blocks(enc, enc.input)

@@ -25,20 +25,62 @@ class Dictionary:
 
     Columns whose every value is a canonical lowercase GUID are encoded as 128-bit integers
     (``kernels.guids``); any other column set by Arrow's ``dictionary_encode``. Both give the same
-    values and codes.
+    values and codes. A chunk of dictionary type is coded by its dictionary's values (each distinct
+    dictionary once), then its rows through their indices.
     """
 
     def __init__(self, columns: list[pa.ChunkedArray]) -> None:
         chunks = [chunk for col in columns for chunk in col.chunks]
         typ = columns[0].type if columns else pa.string()
-        encoded = _guid_encode(chunks, typ) or _arrow_encode(chunks, typ)
+        typ = typ.value_type if pa.types.is_dictionary(typ) else typ
+        plain, sources = _plain_chunks(chunks)
+        encoded = _guid_encode(plain, typ) or _arrow_encode(plain, typ)
         self.values: pa.Array = encoded[0]
+        codes = encoded[1] if plain is chunks else _row_codes(chunks, plain, sources, encoded[1])
         # Split by row counts: dictionary_encode may drop empty chunks.
         bounds = np.cumsum([len(col) for col in columns])[:-1]
-        self.codes: list[np.ndarray] = np.split(encoded[1], bounds)
+        self.codes: list[np.ndarray] = np.split(codes, bounds)
 
     def __len__(self) -> int:
         return len(self.values)
+
+
+def _plain_chunks(chunks: list[pa.Array]) -> tuple[list[pa.Array], list[int]]:
+    """The arrays to code: each plain chunk, and each distinct dictionary of the dictionary chunks
+    (chunks that share a dictionary, as an IPC stream's batches do, share its entry); and for each
+    chunk, the entry that holds its values. ``chunks`` itself when none is a dictionary."""
+    if not any(pa.types.is_dictionary(chunk.type) for chunk in chunks):
+        return chunks, list(range(len(chunks)))
+    plain: list[pa.Array] = []
+    sources: list[int] = []
+    seen: dict[tuple, int] = {}
+    for chunk in chunks:
+        if not pa.types.is_dictionary(chunk.type):
+            sources.append(len(plain))
+            plain.append(chunk)
+            continue
+        values = chunk.dictionary
+        key = (values.offset, len(values), *(b.address if b is not None else 0 for b in values.buffers()))
+        if key not in seen:
+            seen[key] = len(plain)
+            plain.append(values)
+        sources.append(seen[key])
+    return plain, sources
+
+
+def _row_codes(chunks: list[pa.Array], plain: list[pa.Array], sources: list[int],
+               codes: np.ndarray) -> np.ndarray:
+    """Each row's code, from the codes of ``_plain_chunks``: a dictionary chunk's through its
+    indices (a null index: -1)."""
+    starts = np.concatenate([[0], np.cumsum([len(p) for p in plain])])
+    rows = []
+    for chunk, source in zip(chunks, sources):
+        values = codes[starts[source]:starts[source + 1]]
+        if pa.types.is_dictionary(chunk.type):
+            indices = np.asarray(chunk.indices.fill_null(-1).to_numpy())
+            values = np.append(values, -1)[indices]  # index -1 takes the appended -1
+        rows.append(values)
+    return np.concatenate(rows) if rows else np.empty(0, np.int64)
 
 
 def _ranked(order: np.ndarray) -> np.ndarray:

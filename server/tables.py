@@ -14,6 +14,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from licensecore import compact
+
 from .errors import InputError
 from .schema import Column
 
@@ -39,12 +41,16 @@ def first_row(table: str, column: str, mask: np.ndarray, values: pa.ChunkedArray
 
 
 def normalize_tables(
-    tables: Mapping[str, pa.Table], specs: Mapping[str, tuple[Column, ...]]
+    tables: Mapping[str, pa.Table], specs: Mapping[str, tuple[Column, ...]],
+    keep_dictionaries: bool = False,
 ) -> tuple[dict[str, pa.Table], dict[str, pa.DataType]]:
     """Validate and normalise every table of ``specs``; absent tables are empty.
 
     Returns the normalised tables and, per id kind, the Arrow type the input used for it (the
-    type output id columns take).
+    type output id columns take; a column tagged compact by ``licensecore.compact`` declares its
+    dictionary's value type). With ``keep_dictionaries``, id and tenant columns of dictionary type
+    stay dictionaries (of the canonical value type), for an encoder that codes their few values
+    once instead of every row (``encode.Dictionary``).
     """
     id_types: dict[str, tuple[pa.DataType, str]] = {}
     out: dict[str, pa.Table] = {}
@@ -52,7 +58,7 @@ def normalize_tables(
         table = tables.get(name)
         if table is None:
             table = pa.table({c.name: pa.array([], type=pa.null()) for c in columns if c.required})
-        out[name] = _normalize_table(name, table, columns, id_types)
+        out[name] = _normalize_table(name, table, columns, id_types, keep_dictionaries)
     kinds = {c.id_kind for cols in specs.values() for c in cols if c.id_kind}
     result_types = {k: id_types[k][0] if k in id_types else pa.string() for k in kinds}
     # An id kind that no given table fixed defaults to string: make its empty columns match.
@@ -70,7 +76,7 @@ def _canonical(id_type: pa.DataType) -> pa.DataType:
 
 
 def _normalize_table(
-    name: str, table: pa.Table, columns: tuple[Column, ...], id_types: dict
+    name: str, table: pa.Table, columns: tuple[Column, ...], id_types: dict, keep_dictionaries: bool
 ) -> pa.Table:
     arrays = []
     for col in columns:
@@ -79,7 +85,8 @@ def _normalize_table(
                 raise InputError(name, col.name, -1, None, table.num_rows, "missing required column")
             values = pa.chunked_array([pa.nulls(table.num_rows, _target_type(col, id_types))])
         else:
-            values = _cast(name, col, table.column(col.name), id_types)
+            declared = compact.declared_type(table.schema.field(col.name))
+            values = _cast(name, col, table.column(col.name), declared, id_types, keep_dictionaries)
         null = values.is_null().to_numpy(zero_copy_only=False)
         if col.required:
             first_row(name, col.name, null, values, "null in a required column")
@@ -96,6 +103,12 @@ def _normalize_table(
     return pa.table(arrays, names=[c.name for c in columns])
 
 
+def _is_string_dictionary(values: pa.ChunkedArray) -> bool:
+    """A dictionary column of strings whose dictionaries hold no null (a row is null by its index)."""
+    return pa.types.is_dictionary(values.type) and is_string_like(values.type) and not any(
+        chunk.dictionary.null_count for chunk in values.chunks)
+
+
 def _target_type(col: Column, id_types: dict) -> pa.DataType:
     if col.kind == "id":
         return _canonical(id_types[col.id_kind][0]) if col.id_kind in id_types else pa.string()
@@ -110,8 +123,10 @@ def _target_type(col: Column, id_types: dict) -> pa.DataType:
     }.get(col.kind) or _INTEGER_TYPES[col.kind]
 
 
-def _cast(name: str, col: Column, values: pa.ChunkedArray, id_types: dict) -> pa.ChunkedArray:
-    """Check the column's Arrow type and cast it to the canonical one."""
+def _cast(name: str, col: Column, values: pa.ChunkedArray, declared: pa.DataType, id_types: dict,
+          keep_dictionaries: bool) -> pa.ChunkedArray:
+    """Check the column's Arrow type and cast it to the canonical one (see ``normalize_tables`` for
+    ``declared`` and ``keep_dictionaries``)."""
     t = values.type
     if pa.types.is_null(t):
         return pa.chunked_array([pa.nulls(len(values), _target_type(col, id_types))])
@@ -121,7 +136,7 @@ def _cast(name: str, col: Column, values: pa.ChunkedArray, id_types: dict) -> pa
         if ok:
             seen = id_types.get(col.id_kind)
             if seen is None:
-                id_types[col.id_kind] = (t, f"{name}.{col.name}")
+                id_types[col.id_kind] = (declared, f"{name}.{col.name}")
             elif is_string_like(seen[0]) != is_string_like(t):
                 raise InputError(
                     name, col.name, -1, None, len(values),
@@ -144,6 +159,8 @@ def _cast(name: str, col: Column, values: pa.ChunkedArray, id_types: dict) -> pa
         expected = "string or int64" if col.kind == "id" else col.kind
         raise InputError(name, col.name, -1, None, len(values), f"wrong type {t} (expected {expected})")
     target = _target_type(col, {col.id_kind: (t, "")} if col.kind == "id" else id_types)
+    if keep_dictionaries and col.kind in ("id", "tenant") and _is_string_dictionary(values):
+        target = pa.dictionary(t.index_type, target)
     if col.kind == "timestamp":
         target = pa.timestamp(t.unit, tz=t.tz or "UTC")
     if pa.types.is_integer(target) and values.type != target:

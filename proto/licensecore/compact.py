@@ -1,26 +1,32 @@
-"""Compact results: string columns of few distinct values travel dictionary-encoded.
+"""Compact tables: string columns of few distinct values travel dictionary-encoded.
 
-A caller that sends the gRPC metadata ``HEADER`` lets the server send such a column (a consumption
-row's tenant, license, consumer type and reason; an unlicensed row's tenant and application) as a
-dictionary array: its possible values once, and one small integer per row. The field is tagged
-(``TAG`` in its metadata) and ``expand`` turns it back into a column of the dictionary's value
-type, so the caller's tables are exactly those of a plain response. At XL the consumption response
-is about half the bytes. A caller that does not ask gets plain columns, as every client did before.
+Such a column (a tenant id, an application id, a consumption row's license and reason) travels as
+a dictionary array: its possible values once, and one small integer per row. The field is tagged
+(``TAG`` in its metadata): the column stands for a column of the dictionary's value type
+(``declared_type``), and ``expand`` turns it back into one.
 
-The server makes these arrays from its codes directly (``dictionary_of``), so the strings are
-built once, by the receiver, and not also by the server.
+- Results: a caller that sends the gRPC metadata ``HEADER`` lets the server send compact columns.
+  The server makes them from its codes directly (``dictionary_of``), so the strings are built
+  once, by the receiver. At XL the consumption response is about half the bytes. A caller that
+  does not ask gets plain columns, as every client did before.
+- Inputs: a client may send compact columns (``compacted``); the server reads each as the plain
+  column it stands for, and its consumption encoder codes the few values once instead of every
+  row. At XL the inline consumption request is about 40% smaller.
 """
 
 from __future__ import annotations
 
+import os
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 HEADER = ("licensecore-compact", "1")  # gRPC request metadata: compact results are welcome
 TAG = b"licensecore.compact"  # field metadata key of a compacted column
 MIN_ROWS_PER_VALUE = 8  # a column is compacted when it has this many rows per dictionary value
+SAMPLE_ROWS = 1 << 16  # a client compacts a column when a sample of this many rows shows it worth it
 
 
 def dictionary_of(values: pa.Array, codes: np.ndarray) -> pa.DictionaryArray | None:
@@ -29,10 +35,65 @@ def dictionary_of(values: pa.Array, codes: np.ndarray) -> pa.DictionaryArray | N
     if not (pa.types.is_string(values.type) or pa.types.is_large_string(values.type)) or (
             len(values) * MIN_ROWS_PER_VALUE > codes.size):
         return None
-    index = next(t for t in (np.int8, np.int16, np.int32, np.int64) if len(values) <= np.iinfo(t).max)
     nulls = codes < 0
-    indices = pa.array(codes.astype(index), mask=nulls if nulls.any() else None)
+    indices = pa.array(codes.astype(_index_type(len(values))), mask=nulls if nulls.any() else None)
     return pa.DictionaryArray.from_arrays(indices, values)
+
+
+def _index_type(n_values: int) -> type[np.signedinteger]:
+    """The narrowest signed integer type that indexes ``n_values`` values."""
+    return next(t for t in (np.int8, np.int16, np.int32, np.int64) if n_values <= np.iinfo(t).max)
+
+
+def declared_type(field: pa.Field) -> pa.DataType:
+    """The type a column stands for: its dictionary's value type when tagged, else its own."""
+    return field.type.value_type if _is_tagged(field) else field.type
+
+
+def _is_tagged(field: pa.Field) -> bool:
+    return bool(field.metadata) and TAG in field.metadata and pa.types.is_dictionary(field.type)
+
+
+def compacted(tables: dict[str, pa.Table]) -> dict[str, pa.Table]:
+    """``tables`` with each string column of few distinct values as a tagged dictionary column
+    (the columns side by side: Arrow's hashing releases the GIL).
+
+    A column of at least ``SAMPLE_ROWS`` rows is hashed whole only when an evenly spaced sample
+    of that many rows has at most one distinct value per ``MIN_ROWS_PER_VALUE`` rows, and sent
+    compact only when the whole column has too; so a column of GUIDs that do not repeat costs a
+    sample, not a hash.
+    """
+    candidates = [(name, i) for name, table in tables.items() for i, field in enumerate(table.schema)
+                  if (pa.types.is_string(field.type) or pa.types.is_large_string(field.type))
+                  and table.num_rows >= SAMPLE_ROWS]
+    if not candidates:
+        return dict(tables)
+    with ThreadPoolExecutor(max_workers=min(len(candidates), os.cpu_count() or 1)) as pool:
+        columns = list(pool.map(lambda c: _compact_column(tables[c[0]].column(c[1])), candidates))
+    out = dict(tables)
+    for (name, i), column in zip(candidates, columns):
+        if column is not None:
+            field = out[name].field(i)
+            out[name] = out[name].set_column(
+                i, pa.field(field.name, column.type, field.nullable, {**(field.metadata or {}), TAG: b"1"}),
+                column)
+    return out
+
+
+def _compact_column(column: pa.ChunkedArray) -> pa.ChunkedArray | None:
+    """``column`` dictionary-encoded with the narrowest index type, when it has few distinct values
+    (see ``compacted``); else None."""
+    sample = column.take(np.linspace(0, len(column) - 1, SAMPLE_ROWS).astype(np.int64))
+    if len(pc.unique(sample)) * MIN_ROWS_PER_VALUE > SAMPLE_ROWS:
+        return None
+    encoded = column.dictionary_encode()
+    n_values = max((len(chunk.dictionary) for chunk in encoded.chunks), default=0)
+    if n_values * MIN_ROWS_PER_VALUE > len(column):
+        return None
+    index = pa.from_numpy_dtype(_index_type(n_values))
+    return pa.chunked_array(
+        [pa.DictionaryArray.from_arrays(chunk.indices.cast(index), chunk.dictionary) for chunk in encoded.chunks],
+        pa.dictionary(index, column.type))
 
 
 def tagged(table: pa.Table, declared: dict[str, pa.DataType]) -> pa.Table:
@@ -50,8 +111,7 @@ def tagged(table: pa.Table, declared: dict[str, pa.DataType]) -> pa.Table:
 def expand(table: pa.Table) -> pa.Table:
     """``table`` with each tagged column as a column of its dictionary's value type (untagged);
     the columns side by side (the takes release the GIL)."""
-    tagged_at = [i for i, field in enumerate(table.schema)
-                 if field.metadata and TAG in field.metadata and pa.types.is_dictionary(field.type)]
+    tagged_at = [i for i, field in enumerate(table.schema) if _is_tagged(field)]
     if not tagged_at:
         return table
     with ThreadPoolExecutor(max_workers=len(tagged_at)) as pool:
