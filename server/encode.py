@@ -34,9 +34,10 @@ class Dictionary:
         typ = columns[0].type if columns else pa.string()
         typ = typ.value_type if pa.types.is_dictionary(typ) else typ
         plain, sources = _plain_chunks(chunks)
-        encoded = _guid_encode(plain, typ) or _arrow_encode(plain, typ)
-        self.values: pa.Array = encoded[0]
-        codes = encoded[1] if plain is chunks else _row_codes(chunks, plain, sources, encoded[1])
+        values, codes = _guid_encode(plain, typ) or _arrow_encode(plain, typ)
+        if plain is not chunks:
+            values, codes = _used(values, _row_codes(chunks, plain, sources, codes))
+        self.values: pa.Array = values
         # Split by row counts: dictionary_encode may drop empty chunks.
         bounds = np.cumsum([len(col) for col in columns])[:-1]
         self.codes: list[np.ndarray] = np.split(codes, bounds)
@@ -81,6 +82,16 @@ def _row_codes(chunks: list[pa.Array], plain: list[pa.Array], sources: list[int]
             values = np.append(values, -1)[indices]  # index -1 takes the appended -1
         rows.append(values)
     return np.concatenate(rows) if rows else np.empty(0, np.int64)
+
+
+def _used(values: pa.Array, codes: np.ndarray) -> tuple[pa.Array, np.ndarray]:
+    """The values some row has (a dictionary may hold others), and the codes into them."""
+    used = np.zeros(len(values), np.bool_)
+    used[codes[codes >= 0]] = True
+    if used.all():
+        return values, codes
+    new = np.cumsum(used) - 1
+    return values.filter(pa.array(used)), np.where(codes >= 0, new[codes], -1)
 
 
 def _ranked(order: np.ndarray) -> np.ndarray:

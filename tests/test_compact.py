@@ -1,5 +1,6 @@
-"""Compact results (``licensecore.compact``): dictionary-encoded on the wire, the same tables after
-``expand``; over gRPC only for a caller that asks."""
+"""Compact tables (``licensecore.compact``): dictionary-encoded on the wire, the same tables after
+``expand``. Results compact over gRPC only for a caller that asks; inputs a client compacts are
+read by the server as the plain columns they stand for."""
 
 from __future__ import annotations
 
@@ -70,6 +71,65 @@ def test_strings_that_are_not_few_or_not_strings_are_not_compacted():
     assert compact.dictionary_of(pa.array([1, 2]), np.zeros(16, np.int64)) is None
 
 
+# --- compact inputs -----------------------------------------------------------------------------
+
+
+@pytest.fixture
+def compact_everything(monkeypatch):
+    """Every string column of a row or more is compacted (the real thresholds skip small tables)."""
+    monkeypatch.setattr(compact, "SAMPLE_ROWS", 1)
+    monkeypatch.setattr(compact, "MIN_ROWS_PER_VALUE", 0)
+
+
+def test_compacted_inputs_are_the_columns_of_few_values_and_expand_to_the_given_tables(monkeypatch):
+    monkeypatch.setattr(compact, "SAMPLE_ROWS", 4000)
+    n = 8000
+    sampled = np.linspace(0, n - 1, 4000).astype(np.int64)
+    looks_few = np.array([f"u{i}" for i in range(n)], object)
+    looks_few[sampled] = "same"  # the sample shows one value; the whole column has ~4,000
+    table = pa.table({
+        "tenant": pa.array([f"t{i % 3}" for i in range(n)]),
+        "app": pa.array([f"app-{i % 300}" if i % 7 else None for i in range(n)], pa.large_string()),
+        "guid": pa.array([f"{i:08x}-0000-4000-8000-{i:012x}" for i in range(n)]),
+        "looks_few": pa.array(looks_few, pa.string()),
+        "number": pa.array(np.arange(n) % 3),
+    })
+    small = pa.table({"tenant": ["t0"] * 3999})
+    out = compact.compacted({"big": table, "small": small})
+    assert out["small"] is small
+    fields = {f.name: f for f in out["big"].schema}
+    assert fields["tenant"].type == pa.dictionary(pa.int8(), pa.string())
+    assert fields["app"].type == pa.dictionary(pa.int16(), pa.large_string())
+    for name in ("tenant", "app"):
+        assert fields[name].metadata == {compact.TAG: b"1"}
+        assert compact.declared_type(fields[name]) == table.schema.field(name).type
+    for name in ("guid", "looks_few", "number"):
+        assert fields[name] == table.schema.field(name)
+    assert compact.expand(out["big"]).equals(table)
+
+
+def test_compact_inputs_give_the_plain_results(tables, compact_everything):
+    sent = compact.compacted(tables)
+    assert all(compact.declared_type(f) != f.type for f in sent["installations"].schema)
+    want = consumption.compute_consumption(tables)
+    got = consumption.compute_consumption(sent)
+    assert got.keys() == want.keys()
+    for name in want:
+        assert got[name].equals(want[name], check_metadata=True), name
+
+
+def test_compact_inputs_read_plain_where_the_server_does_not_code_them(compact_everything):
+    """Bundle resolution (no dictionary-aware encoder) reads a tagged column as its plain type."""
+    from licensecore.bench.datagen_bundles import generate_bundles
+    from licensecore.server.bundles import resolve_bundles
+
+    tables = generate_bundles("S", seed=1)
+    want = resolve_bundles(tables)
+    got = resolve_bundles(compact.compacted(tables))
+    for name in want:
+        assert got[name].equals(want[name], check_metadata=True), name
+
+
 # --- over gRPC ----------------------------------------------------------------------------------
 
 
@@ -104,6 +164,18 @@ def test_a_caller_that_does_not_ask_gets_plain_columns(server_address, tables):
     raw = _raw_consumption(server_address, tables)
     assert not any(pa.types.is_dictionary(f.type) for t in raw.values() for f in t.schema)
     assert raw == consumption.compute_consumption(tables)
+
+
+def test_the_client_sends_compact_inputs(server_address, tables, monkeypatch):
+    """With thresholds that S's installations pass, the client's request carries compact columns,
+    and the results are those of plain inputs."""
+    monkeypatch.setattr(compact, "SAMPLE_ROWS", 1024)
+    assert any(compact.declared_type(f) != f.type for f in compact.compacted(tables)["installations"].schema)
+    want = consumption.compute_consumption(tables)
+    with LicenseCoreClient(server_address) as client:
+        got = client.compute_consumption(tables)
+    for name in want:
+        assert got[name].equals(want[name], check_metadata=True), name
 
 
 def test_dictionary_typed_ids_stay_dictionaries_through_the_client(server_address, tables):

@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 from licensecore.server.encode import Dictionary, KeySpace
 
 keys = st.lists(st.integers(-1, 40), max_size=30)
+GUID_A, GUID_B = "0f0e0d0c-0000-4000-8000-000000000001", "ffffffff-0000-4000-8000-000000000002"
 
 
 @given(keys, keys, st.sampled_from([1, 1 << 30]))
@@ -33,6 +34,37 @@ def test_dictionary_codes_follow_utf8_byte_order(columns):
     assert values == sorted({v for c in columns for v in c if v is not None}, key=lambda s: s.encode())
     for col, codes in zip(columns, d.codes):
         assert [values[c] if c >= 0 else None for c in codes.tolist()] == col
+
+
+@given(st.lists(st.lists(st.tuples(st.one_of(st.none(), st.sampled_from(["b", "a", "é", GUID_A, GUID_B])),
+                                    st.sampled_from(["plain", "shared", "own"])), max_size=8),
+                min_size=1, max_size=3))
+def test_dictionary_of_dictionary_chunks_equals_the_decoded_columns(columns):
+    """Chunks of dictionary type (sharing one dictionary, with one of their own, with null
+    indices, beside plain chunks) code as the same values decoded would."""
+    shared = pa.array(["é", "a", GUID_A, GUID_B, "b", "unused"])
+
+    def chunk(values: list, how: str) -> pa.Array:
+        if how == "plain":
+            return pa.array(values, pa.string())
+        if how == "own":
+            return pa.array(values, pa.string()).dictionary_encode()
+        indices = pa.array([None if v is None else shared.to_pylist().index(v) for v in values], pa.int8())
+        return pa.DictionaryArray.from_arrays(indices, shared)
+
+    def column(rows: list) -> tuple[pa.ChunkedArray, pa.ChunkedArray]:
+        parts = [rows[:2], rows[2:5], rows[5:]]
+        chunks = [chunk([v for v, _ in part], part[0][1] if part else "shared") for part in parts]
+        dictionary_type = pa.dictionary(pa.int32(), pa.string())
+        coded = pa.chunked_array([c.cast(dictionary_type) if pa.types.is_dictionary(c.type)
+                                  else c.dictionary_encode().cast(dictionary_type) for c in chunks])
+        return pa.chunked_array(coded, dictionary_type), pa.chunked_array([pa.array([v for v, _ in rows], pa.string())])
+
+    pairs = [column(rows) for rows in columns]
+    got = Dictionary([dictionary for dictionary, _ in pairs])
+    want = Dictionary([plain for _, plain in pairs])
+    assert got.values.equals(want.values)
+    assert [c.tolist() for c in got.codes] == [c.tolist() for c in want.codes]
 
 
 def _buffers(array: pa.Array) -> tuple[np.ndarray, np.ndarray]:

@@ -16,6 +16,7 @@ from typing import Any
 import pyarrow as pa
 import pytest
 
+from licensecore import compact
 from licensecore.server.consumption import compute_consumption
 from licensecore.server.errors import InputError
 
@@ -342,6 +343,20 @@ def test_bad_input(mutation: Mutation, expected: tuple[str, str, int, Any, int])
     mutation(data)
     with pytest.raises(InputError) as info:
         run(data)
+    err = info.value
+    assert (err.table, err.column, err.row, err.value, err.count) == expected, err.problem
+
+
+@pytest.mark.parametrize("mutation, expected", [(m, e) for _, m, e in BAD], ids=[i for i, _, _ in BAD])
+def test_bad_input_sent_compact(mutation: Mutation, expected: tuple[str, str, int, Any, int],
+                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """The same error when every string column arrives as a tagged dictionary (``compact``)."""
+    monkeypatch.setattr(compact, "SAMPLE_ROWS", 1)
+    monkeypatch.setattr(compact, "MIN_ROWS_PER_VALUE", 0)
+    data = base()
+    mutation(data)
+    with pytest.raises(InputError) as info:
+        compute_consumption(compact.compacted(build(data)))
     err = info.value
     assert (err.table, err.column, err.row, err.value, err.count) == expected, err.problem
 
