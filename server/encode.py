@@ -12,7 +12,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from licensecore.compact import dictionary_of, fixed_width, string_buffers, take
+from licensecore.compact import dictionary_of, fixed_width, runs, string_buffers, take
 from licensecore.kernels import guids
 from licensecore.kernels.keys import composite_keys, table_lookup
 from licensecore.kernels.strings import sort_order
@@ -26,7 +26,8 @@ class Dictionary:
     Columns whose every value is a canonical lowercase GUID are encoded as 128-bit integers
     (``kernels.guids``); any other column set by Arrow's ``dictionary_encode``. Both give the same
     values and codes. A chunk of dictionary type is coded by its dictionary's values (each distinct
-    dictionary once), then its rows through their indices.
+    dictionary once), then its rows through their indices; a chunk in long runs (tenant ids, as
+    tables usually come) by its runs' values, then its rows run by run.
     """
 
     def __init__(self, columns: list[pa.ChunkedArray]) -> None:
@@ -36,7 +37,9 @@ class Dictionary:
         plain, sources = _plain_chunks(chunks)
         values, codes = _guid_encode(plain, typ) or _arrow_encode(plain, typ)
         if plain is not chunks:
-            values, codes = _used(values, _row_codes(chunks, plain, sources, codes))
+            codes = _row_codes(chunks, plain, sources, codes)
+            if any(pa.types.is_dictionary(chunk.type) for chunk in chunks):
+                values, codes = _used(values, codes)
         self.values: pa.Array = values
         # Split by row counts: dictionary_encode may drop empty chunks.
         bounds = np.cumsum([len(col) for col in columns])[:-1]
@@ -46,40 +49,44 @@ class Dictionary:
         return len(self.values)
 
 
-def _plain_chunks(chunks: list[pa.Array]) -> tuple[list[pa.Array], list[int]]:
-    """The arrays to code: each plain chunk, and each distinct dictionary of the dictionary chunks
-    (chunks that share a dictionary, as an IPC stream's batches do, share its entry); and for each
-    chunk, the entry that holds its values. ``chunks`` itself when none is a dictionary."""
-    if not any(pa.types.is_dictionary(chunk.type) for chunk in chunks):
-        return chunks, list(range(len(chunks)))
+def _plain_chunks(chunks: list[pa.Array]) -> tuple[list[pa.Array], list[tuple[int, np.ndarray | None]]]:
+    """The arrays to code, fewer rows than ``chunks`` where that is cheap: each distinct dictionary
+    of the dictionary chunks (chunks that share a dictionary, as an IPC stream's batches do, share
+    its entry), the run values of a chunk in long runs (``compact.runs``), each other chunk as it
+    is; and for each chunk, its entry and how its rows take their codes from the entry's: None
+    (row for row), indices (a dictionary chunk's, -1 for null) or run lengths. ``chunks`` itself
+    when every chunk is as it is."""
     plain: list[pa.Array] = []
-    sources: list[int] = []
+    sources: list[tuple[int, np.ndarray | None]] = []
     seen: dict[tuple, int] = {}
     for chunk in chunks:
-        if not pa.types.is_dictionary(chunk.type):
-            sources.append(len(plain))
-            plain.append(chunk)
+        if pa.types.is_dictionary(chunk.type):
+            values = chunk.dictionary
+            key = (values.offset, len(values), *(b.address if b is not None else 0 for b in values.buffers()))
+            if key not in seen:
+                seen[key] = len(plain)
+                plain.append(values)
+            sources.append((seen[key], np.asarray(chunk.indices.fill_null(-1).to_numpy())))
             continue
-        values = chunk.dictionary
-        key = (values.offset, len(values), *(b.address if b is not None else 0 for b in values.buffers()))
-        if key not in seen:
-            seen[key] = len(plain)
-            plain.append(values)
-        sources.append(seen[key])
+        ran = runs(chunk) if pa.types.is_string(chunk.type) or pa.types.is_large_string(chunk.type) else None
+        sources.append((len(plain), None if ran is None else ran[1]))
+        plain.append(chunk if ran is None else ran[0])
+    if all(how is None for _, how in sources):
+        return chunks, sources
     return plain, sources
 
 
-def _row_codes(chunks: list[pa.Array], plain: list[pa.Array], sources: list[int],
+def _row_codes(chunks: list[pa.Array], plain: list[pa.Array], sources: list[tuple[int, np.ndarray | None]],
                codes: np.ndarray) -> np.ndarray:
-    """Each row's code, from the codes of ``_plain_chunks``: a dictionary chunk's through its
-    indices (a null index: -1)."""
+    """Each row's code, from the codes of ``_plain_chunks``' arrays."""
     starts = np.concatenate([[0], np.cumsum([len(p) for p in plain])])
     rows = []
-    for chunk, source in zip(chunks, sources):
+    for chunk, (source, how) in zip(chunks, sources):
         values = codes[starts[source]:starts[source + 1]]
         if pa.types.is_dictionary(chunk.type):
-            indices = np.asarray(chunk.indices.fill_null(-1).to_numpy())
-            values = np.append(values, -1)[indices]  # index -1 takes the appended -1
+            values = np.append(values, -1)[how]  # index -1 takes the appended -1
+        elif how is not None:
+            values = np.repeat(values, how)
         rows.append(values)
     return np.concatenate(rows) if rows else np.empty(0, np.int64)
 

@@ -4,6 +4,8 @@ read by the server as the plain columns they stand for."""
 
 from __future__ import annotations
 
+import itertools
+
 import grpc
 import numpy as np
 import pyarrow as pa
@@ -106,6 +108,29 @@ def test_compacted_inputs_are_the_columns_of_few_values_and_expand_to_the_given_
     for name in ("guid", "looks_few", "number"):
         assert fields[name] == table.schema.field(name)
     assert compact.expand(out["big"]).equals(table)
+
+
+@given(st.lists(st.tuples(st.one_of(st.none(), st.sampled_from(["a", "b", "ab"])), st.integers(1, 9)),
+                max_size=12),
+       st.integers(1, 4))
+def test_runs_are_the_runs_of_equal_values(runs, min_run):
+    """``runs`` gives each run's value and length (adjacent equal values are one run) or None, and
+    None only where the runs are shorter than ``MIN_RUN_LENGTH`` on average."""
+    rows = [v for v, n in runs for _ in range(n)]
+    saved = compact.RUN_SAMPLES, compact.RUN_SAMPLE_ROWS, compact.MIN_RUN_LENGTH
+    # One sample slice, the whole array: the sample's verdict is the whole array's.
+    compact.RUN_SAMPLES, compact.RUN_SAMPLE_ROWS, compact.MIN_RUN_LENGTH = 1, max(len(rows), 1), min_run
+    try:
+        got = compact.runs(pa.array(rows, pa.string()))
+    finally:
+        compact.RUN_SAMPLES, compact.RUN_SAMPLE_ROWS, compact.MIN_RUN_LENGTH = saved
+    want = [(v, len(list(group))) for v, group in itertools.groupby(rows)]
+    if not rows or len(want) * min_run > len(rows):
+        assert got is None
+        return
+    assert got is not None
+    values, lengths = got
+    assert list(zip(values.to_pylist(), lengths.tolist())) == want
 
 
 def test_compact_inputs_give_the_plain_results(tables, compact_everything):

@@ -67,6 +67,26 @@ def test_dictionary_of_dictionary_chunks_equals_the_decoded_columns(columns):
     assert [c.tolist() for c in got.codes] == [c.tolist() for c in want.codes]
 
 
+@given(st.lists(st.lists(st.tuples(st.one_of(st.none(), st.sampled_from(["b", "a", "é", GUID_A, GUID_B])),
+                                    st.integers(1, 12)), max_size=10), min_size=1, max_size=3),
+       st.booleans())
+def test_dictionary_of_columns_in_runs_equals_row_by_row(columns, large):
+    """Columns in runs (of nulls too), coded by their runs' values, code as row by row."""
+    from licensecore import compact
+
+    arrays = [pa.chunked_array([pa.array([v for v, n in runs for _ in range(n)],
+                                         pa.large_string() if large else pa.string())]) for runs in columns]
+    want = Dictionary(arrays)
+    saved = compact.RUN_SAMPLES, compact.RUN_SAMPLE_ROWS, compact.MIN_RUN_LENGTH
+    compact.RUN_SAMPLES, compact.RUN_SAMPLE_ROWS, compact.MIN_RUN_LENGTH = 2, 1, 1
+    try:
+        got = Dictionary(arrays)
+    finally:
+        compact.RUN_SAMPLES, compact.RUN_SAMPLE_ROWS, compact.MIN_RUN_LENGTH = saved
+    assert got.values.equals(want.values)
+    assert [c.tolist() for c in got.codes] == [c.tolist() for c in want.codes]
+
+
 def _buffers(array: pa.Array) -> tuple[np.ndarray, np.ndarray]:
     _, offsets, data = array.buffers()
     width = np.int64 if pa.types.is_large_string(array.type) else np.int32

@@ -27,6 +27,8 @@ HEADER = ("licensecore-compact", "1")  # gRPC request metadata: compact results 
 TAG = b"licensecore.compact"  # field metadata key of a compacted column
 MIN_ROWS_PER_VALUE = 8  # a column is compacted when it has this many rows per dictionary value
 SAMPLE_ROWS = 1 << 16  # a client compacts a column when a sample of this many rows shows it worth it
+MIN_RUN_LENGTH = 64  # values in runs this long on average are coded by run (``runs``)
+RUN_SAMPLES, RUN_SAMPLE_ROWS = 16, 4096  # ``runs`` looks at this many slices of this many rows first
 
 
 def dictionary_of(values: pa.Array, codes: np.ndarray) -> pa.DictionaryArray | None:
@@ -38,6 +40,25 @@ def dictionary_of(values: pa.Array, codes: np.ndarray) -> pa.DictionaryArray | N
     nulls = codes < 0
     indices = pa.array(codes.astype(_index_type(len(values))), mask=nulls if nulls.any() else None)
     return pa.DictionaryArray.from_arrays(indices, values)
+
+
+def runs(values: pa.Array) -> tuple[pa.Array, np.ndarray] | None:
+    """The values of ``values``' runs of equal values and the runs' lengths, when its runs are
+    long (``MIN_RUN_LENGTH`` rows on average; a table sorted by tenant has a few tenant runs);
+    else None. Arrow's run-end encoding is one pass, but a costly one over values that do not
+    repeat, so it runs on the whole array only when ``RUN_SAMPLES`` evenly spaced slices show
+    long runs."""
+    n = len(values)
+    if n < RUN_SAMPLES * RUN_SAMPLE_ROWS:
+        return None
+    starts = np.linspace(0, n - RUN_SAMPLE_ROWS, RUN_SAMPLES).astype(np.int64)
+    sampled = sum(len(pc.run_end_encode(values.slice(s, RUN_SAMPLE_ROWS)).values) for s in starts)
+    if sampled * MIN_RUN_LENGTH > RUN_SAMPLES * RUN_SAMPLE_ROWS:
+        return None
+    encoded = pc.run_end_encode(values)
+    if len(encoded.values) * MIN_RUN_LENGTH > n:
+        return None
+    return encoded.values, np.diff(encoded.run_ends.to_numpy(), prepend=0)
 
 
 def _index_type(n_values: int) -> type[np.signedinteger]:
@@ -82,7 +103,17 @@ def compacted(tables: dict[str, pa.Table]) -> dict[str, pa.Table]:
 
 def _compact_column(column: pa.ChunkedArray) -> pa.ChunkedArray | None:
     """``column`` dictionary-encoded with the narrowest index type, when it has few distinct values
-    (see ``compacted``); else None."""
+    (see ``compacted``); else None. A column in long runs (tenant ids, as tables usually come)
+    is coded by its runs' values."""
+    ran = [runs(chunk) for chunk in column.chunks]
+    if ran and all(r is not None for r in ran):
+        encoded = pa.chunked_array([values for values, _ in ran], column.type).dictionary_encode()
+        codes = [np.repeat(chunk.indices.fill_null(-1).to_numpy(), lengths)
+                 for chunk, (_, lengths) in zip(encoded.chunks, ran)]
+        values = encoded.chunk(0).dictionary
+        compacted = [dictionary_of(values, c) for c in codes]
+        if all(c is not None for c in compacted):
+            return pa.chunked_array(compacted)
     sample = column.take(np.linspace(0, len(column) - 1, SAMPLE_ROWS).astype(np.int64))
     if len(pc.unique(sample)) * MIN_ROWS_PER_VALUE > SAMPLE_ROWS:
         return None
