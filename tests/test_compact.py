@@ -17,6 +17,8 @@ from licensecore import compact, wire
 from licensecore.bench import datagen
 from licensecore.clients import LicenseCoreClient
 from licensecore.server import consumption
+from licensecore.server.schema import CONSUMPTION_INPUTS
+from licensecore.server.tables import normalize_tables
 from licensecore.v1 import licensecore_pb2_grpc as pb_grpc
 
 GUIDS = [f"{i:08x}-0000-4000-8000-{i:012x}" for i in range(300)]
@@ -136,6 +138,8 @@ def test_runs_are_the_runs_of_equal_values(runs, min_run):
 def test_compact_inputs_give_the_plain_results(tables, compact_everything):
     sent = compact.compacted(tables)
     assert all(compact.declared_type(f) != f.type for f in sent["installations"].schema)
+    normalized, _ = normalize_tables(sent, CONSUMPTION_INPUTS, keep_dictionaries=True)
+    assert all(pa.types.is_dictionary(f.type) for f in normalized["installations"].schema)
     want = consumption.compute_consumption(tables)
     got = consumption.compute_consumption(sent)
     assert got.keys() == want.keys()
