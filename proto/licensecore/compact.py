@@ -37,6 +37,11 @@ def dictionary_of(values: pa.Array, codes: np.ndarray) -> pa.DictionaryArray | N
     if not (pa.types.is_string(values.type) or pa.types.is_large_string(values.type)) or (
             len(values) * MIN_ROWS_PER_VALUE > codes.size):
         return None
+    return _dictionary_array(values, codes)
+
+
+def _dictionary_array(values: pa.Array, codes: np.ndarray) -> pa.DictionaryArray:
+    """``values.take(codes)`` (-1: null) as a dictionary array with the narrowest index type."""
     nulls = codes < 0
     indices = pa.array(codes.astype(_index_type(len(values))), mask=nulls if nulls.any() else None)
     return pa.DictionaryArray.from_arrays(indices, values)
@@ -103,28 +108,37 @@ def compacted(tables: dict[str, pa.Table]) -> dict[str, pa.Table]:
 
 def _compact_column(column: pa.ChunkedArray) -> pa.ChunkedArray | None:
     """``column`` dictionary-encoded with the narrowest index type, when it has few distinct values
-    (see ``compacted``); else None. A column in long runs (tenant ids, as tables usually come)
-    is coded by its runs' values."""
+    (see ``compacted``); else None."""
+    coded = _run_codes(column) or _hash_codes(column)
+    if coded is None or len(coded[0]) * MIN_ROWS_PER_VALUE > len(column):
+        return None
+    values, codes = coded
+    index = pa.from_numpy_dtype(_index_type(len(values)))
+    return pa.chunked_array([_dictionary_array(values, c) for c in codes], pa.dictionary(index, column.type))
+
+
+def _run_codes(column: pa.ChunkedArray) -> tuple[pa.Array, list[np.ndarray]] | None:
+    """The distinct values of a column in long runs (tenant ids, as tables usually come) and each
+    chunk's codes into them (-1: null), from its runs' values; None unless every chunk is in
+    long runs (``runs``)."""
     ran = [runs(chunk) for chunk in column.chunks]
-    if ran and all(r is not None for r in ran):
-        encoded = pa.chunked_array([values for values, _ in ran], column.type).dictionary_encode()
-        codes = [np.repeat(chunk.indices.fill_null(-1).to_numpy(), lengths)
-                 for chunk, (_, lengths) in zip(encoded.chunks, ran)]
-        values = encoded.chunk(0).dictionary
-        compacted = [dictionary_of(values, c) for c in codes]
-        if all(c is not None for c in compacted):
-            return pa.chunked_array(compacted)
+    if not ran or any(r is None for r in ran):
+        return None
+    encoded = pa.chunked_array([values for values, _ in ran], column.type).dictionary_encode()
+    codes = [np.repeat(chunk.indices.fill_null(-1).to_numpy(), lengths)
+             for chunk, (_, lengths) in zip(encoded.chunks, ran)]
+    return encoded.chunk(0).dictionary, codes
+
+
+def _hash_codes(column: pa.ChunkedArray) -> tuple[pa.Array, list[np.ndarray]] | None:
+    """The distinct values of a column and each chunk's codes into them (-1: null), by Arrow's
+    hash; None when a sample of ``SAMPLE_ROWS`` rows shows more than one value per
+    ``MIN_ROWS_PER_VALUE`` rows."""
     sample = column.take(np.linspace(0, len(column) - 1, SAMPLE_ROWS).astype(np.int64))
     if len(pc.unique(sample)) * MIN_ROWS_PER_VALUE > SAMPLE_ROWS:
         return None
     encoded = column.dictionary_encode()
-    n_values = max((len(chunk.dictionary) for chunk in encoded.chunks), default=0)
-    if n_values * MIN_ROWS_PER_VALUE > len(column):
-        return None
-    index = pa.from_numpy_dtype(_index_type(n_values))
-    return pa.chunked_array(
-        [pa.DictionaryArray.from_arrays(chunk.indices.cast(index), chunk.dictionary) for chunk in encoded.chunks],
-        pa.dictionary(index, column.type))
+    return encoded.chunk(0).dictionary, [chunk.indices.fill_null(-1).to_numpy() for chunk in encoded.chunks]
 
 
 def tagged(table: pa.Table, declared: dict[str, pa.DataType]) -> pa.Table:
