@@ -12,12 +12,13 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from licensecore.compact import dictionary_of, fixed_width, runs, string_buffers, take
+from licensecore.compact import dictionary_of, fixed_width, is_string, runs, string_buffers, take
 from licensecore.kernels import guids
 from licensecore.kernels.keys import composite_keys, table_lookup
 from licensecore.kernels.strings import sort_order
 
 from .parallel import PARTS, run_parts
+from .tables import value_type
 
 
 class Dictionary:
@@ -32,8 +33,7 @@ class Dictionary:
 
     def __init__(self, columns: list[pa.ChunkedArray]) -> None:
         chunks = [chunk for col in columns for chunk in col.chunks]
-        typ = columns[0].type if columns else pa.string()
-        typ = typ.value_type if pa.types.is_dictionary(typ) else typ
+        typ = value_type(columns[0].type) if columns else pa.string()
         plain, sources = _plain_chunks(chunks)
         values, codes = _guid_encode(plain, typ) or _arrow_encode(plain, typ)
         if plain is not chunks:
@@ -68,7 +68,7 @@ def _plain_chunks(chunks: list[pa.Array]) -> tuple[list[pa.Array], list[tuple[in
                 plain.append(values)
             sources.append((seen[key], np.asarray(chunk.indices.fill_null(-1).to_numpy())))
             continue
-        ran = runs(chunk) if pa.types.is_string(chunk.type) or pa.types.is_large_string(chunk.type) else None
+        ran = runs(chunk) if is_string(chunk.type) else None
         sources.append((len(plain), None if ran is None else ran[1]))
         plain.append(chunk if ran is None else ran[0])
     if all(how is None for _, how in sources):
@@ -225,7 +225,7 @@ def _parse_rows(chunk: pa.Array, start: int, p: int, hi: np.ndarray, lo: np.ndar
 
 def _sort_indices(values: pa.Array) -> np.ndarray:
     """``pc.array_sort_indices(values)`` (values without nulls); strings by ``kernels.strings``."""
-    if pa.types.is_string(values.type) or pa.types.is_large_string(values.type):
+    if is_string(values.type):
         return sort_order(*string_buffers(values))
     return pc.array_sort_indices(values).to_numpy()
 

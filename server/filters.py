@@ -31,7 +31,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from .tables import is_string_like
+from .tables import is_string_like, value_type
 
 MAX_LENGTH = 10_000
 MAX_DEPTH = 64
@@ -124,16 +124,12 @@ class _Token:
 
 def _kind(t: pa.DataType) -> str:
     """The filter kind of an Arrow type: string, bool, int, float or other."""
-    v = _value_type(t)
+    v = value_type(t)
     if is_string_like(t):
         return "string"
     kinds = {"bool": pa.types.is_boolean(v), "int": pa.types.is_integer(v),
              "float": pa.types.is_floating(v)}
     return next((k for k, hit in kinds.items() if hit), "other")
-
-
-def _value_type(t: pa.DataType) -> pa.DataType:
-    return t.value_type if pa.types.is_dictionary(t) else t
 
 
 def _show(text: str, limit: int = 40) -> str:
@@ -286,7 +282,7 @@ def _typed_compare(name: str, kind: str, t: pa.DataType, op: str, value: object)
         return _Compare(name, op, float(value))
     if kind != "int":
         return _Compare(name, op, value)
-    info = np.iinfo(_value_type(t).to_pandas_dtype())
+    info = np.iinfo(value_type(t).to_pandas_dtype())
     lo, hi, d = int(info.min), int(info.max), value
     not_null = _IsNull(name, True)
     if op in ("==", "!="):
@@ -309,7 +305,7 @@ def _typed_in(name: str, kind: str, t: pa.DataType, values: list) -> _Node:
     if kind == "float":
         values = [float(v) for v in values]
     elif kind == "int":
-        info = np.iinfo(_value_type(t).to_pandas_dtype())
+        info = np.iinfo(value_type(t).to_pandas_dtype())
         values = [int(v) for v in values if info.min <= v <= info.max and v == math.floor(v)]
     unique = tuple(dict.fromkeys(values))
     return _IsIn(name, unique) if unique else _FALSE

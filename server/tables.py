@@ -64,14 +64,15 @@ def normalize_tables(
     # An id kind that no given table fixed defaults to string: make its empty columns match.
     for name, columns in specs.items():
         for c in columns:
-            if c.id_kind and _plain(out[name].schema.field(c.name).type) != _canonical(result_types[c.id_kind]):
+            if c.id_kind and value_type(out[name].schema.field(c.name).type) != _canonical(result_types[c.id_kind]):
                 i = out[name].schema.get_field_index(c.name)
                 col = out[name].column(i).cast(_canonical(result_types[c.id_kind]))
                 out[name] = out[name].set_column(i, c.name, col)
     return out, result_types
 
 
-def _plain(t: pa.DataType) -> pa.DataType:
+def value_type(t: pa.DataType) -> pa.DataType:
+    """A dictionary type's value type; any other type itself."""
     return t.value_type if pa.types.is_dictionary(t) else t
 
 

@@ -34,10 +34,15 @@ RUN_SAMPLES, RUN_SAMPLE_ROWS = 16, 4096  # ``runs`` looks at this many slices of
 def dictionary_of(values: pa.Array, codes: np.ndarray) -> pa.DictionaryArray | None:
     """``values.take(codes)`` (-1: null) as a dictionary array with the narrowest index type; None
     when ``values`` are not strings or are not few next to the rows."""
-    if not (pa.types.is_string(values.type) or pa.types.is_large_string(values.type)) or (
+    if not is_string(values.type) or (
             len(values) * MIN_ROWS_PER_VALUE > codes.size):
         return None
     return _dictionary_array(values, codes)
+
+
+def is_string(t: pa.DataType) -> bool:
+    """Whether ``t`` is ``string`` or ``large_string`` (the types of offsets and bytes)."""
+    return pa.types.is_string(t) or pa.types.is_large_string(t)
 
 
 def _dictionary_array(values: pa.Array, codes: np.ndarray) -> pa.DictionaryArray:
@@ -90,8 +95,7 @@ def compacted(tables: dict[str, pa.Table]) -> dict[str, pa.Table]:
     sample, not a hash.
     """
     candidates = [(name, i) for name, table in tables.items() for i, field in enumerate(table.schema)
-                  if (pa.types.is_string(field.type) or pa.types.is_large_string(field.type))
-                  and table.num_rows >= SAMPLE_ROWS]
+                  if is_string(field.type) and table.num_rows >= SAMPLE_ROWS]
     if not candidates:
         return dict(tables)
     with ThreadPoolExecutor(max_workers=min(len(candidates), os.cpu_count() or 1)) as pool:
@@ -192,7 +196,7 @@ def string_buffers(values: pa.Array) -> tuple[np.ndarray, np.ndarray]:
 def fixed_width(values: pa.Array) -> int:
     """The length in bytes of every value of a string array whose values all have one length (and
     none is null), as GUIDs do; else 0."""
-    if not (pa.types.is_string(values.type) or pa.types.is_large_string(values.type)) or (
+    if not is_string(values.type) or (
             len(values) == 0 or values.null_count):
         return 0
     offsets, _ = string_buffers(values)
