@@ -21,7 +21,6 @@ from ._config import JIT
 GUID_LENGTH = 36
 _MAX = np.uint64(0xFFFFFFFFFFFFFFFF)  # the greatest uint64: where a running minimum starts
 _MIX = np.uint64(0x9E3779B97F4A7C15)
-_HEX = np.frombuffer(b"0123456789abcdef", np.uint8).copy()  # digit value -> byte
 _ONES = np.uint64(0x0101010101010101)  # 1 in each byte of a word
 _LOW = np.uint64(0x0F) * _ONES
 _HIGH = np.uint64(0x80) * _ONES
@@ -194,6 +193,43 @@ def distinct_partitions(bounds: np.ndarray, first: int, last: int, hi: np.ndarra
 
 
 @njit(**JIT)
+def first_seen(hi: np.ndarray, lo: np.ndarray, valid: np.ndarray, codes: np.ndarray,
+               seen_hi: np.ndarray, seen_lo: np.ndarray) -> int:
+    """Number the distinct pairs of the valid rows in order of first appearance: ``codes[i]`` = row
+    ``i``'s number (-1: not valid), ``seen_hi/seen_lo[j]`` = pair ``j``; returns how many, or -1 as
+    soon as there are more than ``seen_hi.size`` (one hash table of twice that many slots, small
+    enough to stay in cache, so a column of few distinct GUIDs is numbered in one pass)."""
+    bits = 1
+    while (1 << bits) < 2 * seen_hi.size:
+        bits += 1
+    mask = (1 << bits) - 1
+    table = np.full(mask + 1, -1, np.int64)
+    d = 0
+    for i in range(hi.size):
+        if valid.size and not valid[i]:
+            codes[i] = -1
+            continue
+        h, w = hi[i], lo[i]
+        s = _slot(h, w, np.uint64(64 - bits))
+        while True:
+            e = table[s]
+            if e < 0:
+                if d == seen_hi.size:
+                    return -1
+                table[s] = d
+                seen_hi[d] = h
+                seen_lo[d] = w
+                codes[i] = d
+                d += 1
+                break
+            if seen_hi[e] == h and seen_lo[e] == w:
+                codes[i] = e
+                break
+            s = (s + 1) & mask
+    return d
+
+
+@njit(**JIT)
 def place_codes(bounds: np.ndarray, first: int, last: int, base: np.ndarray, distinct: np.ndarray,
                 local: np.ndarray, rows: np.ndarray, hi: np.ndarray, lo: np.ndarray,
                 codes: np.ndarray, out_hi: np.ndarray, out_lo: np.ndarray) -> None:
@@ -208,24 +244,43 @@ def place_codes(bounds: np.ndarray, first: int, last: int, base: np.ndarray, dis
             out_lo[base[k] + j] = lo[a + j]
 
 
+@njit(inline="always", **JIT)
+def _spell8(x: np.uint64) -> np.uint64:
+    """The 8 hex digits of the low 32 bits of ``x`` as 8 bytes of text, the first (most
+    significant) digit in the low byte: ``_hex8`` backwards, spreading the nibbles one per byte."""
+    v = ((x >> np.uint64(16)) | (x << np.uint64(32))) & np.uint64(0x0000FFFF0000FFFF)
+    v = ((v >> np.uint64(8)) | (v << np.uint64(16))) & np.uint64(0x00FF00FF00FF00FF)
+    v = ((v >> np.uint64(4)) | (v << np.uint64(8))) & _LOW
+    letter = ((v + np.uint64(0x76) * _ONES) & _HIGH) >> np.uint64(7)  # 1 where v > 9
+    return v + np.uint64(0x30) * _ONES + np.uint64(39) * letter  # v + '0', or v - 10 + 'a'
+
+
+@njit(inline="always", **JIT)
+def _put4(row: np.ndarray, k: int, x: np.uint64) -> None:
+    """The low 4 bytes of ``x`` at ``row[k:k + 4]``, little-endian (``_word`` backwards)."""
+    for j in range(4):
+        row[k + j] = (x >> np.uint64(8 * j)) & np.uint64(255)
+
+
 @njit(**JIT)
-def format_guids(hi: np.ndarray, lo: np.ndarray) -> np.ndarray:
-    """The canonical lowercase text of each pair, as the data buffer of a fixed-width string array
-    (string ``i`` is bytes ``36 i .. 36 i + 35``)."""
-    n = hi.size
-    out = np.empty(n * GUID_LENGTH, np.uint8)
-    for i in range(n):
-        base = i * GUID_LENGTH
-        digit = 0
-        for k in range(GUID_LENGTH):
-            if k == 8 or k == 13 or k == 18 or k == 23:
-                out[base + k] = 45
-                continue
-            word = hi[i] if digit < 16 else lo[i]
-            shift = np.uint64(4 * (15 - digit % 16))
-            out[base + k] = _HEX[(word >> shift) & np.uint64(15)]
-            digit += 1
-    return out
+def format_guids(hi: np.ndarray, lo: np.ndarray, out: np.ndarray) -> None:
+    """The canonical lowercase text of each pair into ``out``, the data buffer of a fixed-width
+    string array (string ``i`` is bytes ``36 i .. 36 i + 35``), 8 digits at a time."""
+    low = np.uint64(0xFFFFFFFF)
+    for i in range(hi.size):
+        row = out[i * GUID_LENGTH:(i + 1) * GUID_LENGTH]
+        w0, w1 = _spell8(hi[i] >> np.uint64(32)), _spell8(hi[i] & low)
+        w2, w3 = _spell8(lo[i] >> np.uint64(32)), _spell8(lo[i] & low)
+        _put4(row, 0, w0)
+        _put4(row, 4, w0 >> np.uint64(32))
+        _put4(row, 9, w1)
+        _put4(row, 14, w1 >> np.uint64(32))
+        _put4(row, 19, w2)
+        _put4(row, 24, w2 >> np.uint64(32))
+        _put4(row, 28, w3)
+        _put4(row, 32, w3 >> np.uint64(32))
+        for k in (8, 13, 18, 23):
+            row[k] = 45  # '-'
 
 
 @njit(**JIT)

@@ -227,11 +227,11 @@ def _chargeback_groups(enc: _Encoded, r: ConsumptionResult) -> tuple[int, tuple[
 def _outputs(t: dict[str, pa.Table], enc: _Encoded, r: ConsumptionResult,
              id_types: dict[str, pa.DataType], compact: bool) -> dict[str, pa.Table]:
     tenants = enc.tenants.values
-    ids = lambda values, c, typ: decode(values, c, typ, compact)  # noqa: E731
-    lic_ids = lambda c: ids(enc.license.values, enc.license_space.id_of(c), id_types[LICENSE])  # noqa: E731
-    party_ids = lambda c: ids(enc.party.values, enc.party_space.id_of(c), id_types[PARTY])  # noqa: E731
-    lic_tenant = lambda c: ids(tenants, enc.license_space.tenant_of(c), tenants.type)  # noqa: E731
-    enum = lambda names, c: ids(pa.array(names), c, pa.string())  # noqa: E731
+    ids = lambda d, c, typ: decode(d.values, c, typ, compact, d.pairs)  # noqa: E731
+    lic_ids = lambda c: ids(enc.license, enc.license_space.id_of(c), id_types[LICENSE])  # noqa: E731
+    party_ids = lambda c: ids(enc.party, enc.party_space.id_of(c), id_types[PARTY])  # noqa: E731
+    lic_tenant = lambda c: ids(enc.tenants, enc.license_space.tenant_of(c), tenants.type)  # noqa: E731
+    enum = lambda names, c: decode(pa.array(names), c, pa.string(), compact)  # noqa: E731
     lics = t["licenses"].take(pa.array(enc.license_rows))
     alloc_types = t["allocations"].column("type")
 
@@ -270,9 +270,9 @@ def _outputs(t: dict[str, pa.Table], enc: _Encoded, r: ConsumptionResult,
         "over_utilized": pa.array(totals.over_utilized, pa.int64()),
     }
     unlicensed = {
-        "tenant_id": ids(tenants, enc.party_space.tenant_of(r.unlicensed_device), tenants.type),
+        "tenant_id": ids(enc.tenants, enc.party_space.tenant_of(r.unlicensed_device), tenants.type),
         "device_id": party_ids(r.unlicensed_device),
-        "application_id": ids(enc.app.values, enc.app_space.id_of(r.unlicensed_app), id_types[APPLICATION]),
+        "application_id": ids(enc.app, enc.app_space.id_of(r.unlicensed_app), id_types[APPLICATION]),
     }
     charge = {
         "tenant_id": lic_tenant(cb_license),

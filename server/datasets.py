@@ -27,6 +27,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from licensecore import compact
 from licensecore.server.errors import InputError, LicenseCoreError
 from licensecore.server.limits import LimitExceeded, Limits
 
@@ -154,8 +155,11 @@ def tenants_by_table(tables: Mapping[str, pa.Table]) -> dict[str, frozenset[str]
 def _tenants(table: pa.Table) -> frozenset[str] | None:
     if "tenant_id" not in table.column_names:
         return frozenset()
+    column, field = table.column("tenant_id"), table.schema.field("tenant_id")
+    if compact.is_guid_column(field):
+        column = compact.expanded(column, field)
     try:
-        values = pc.unique(table.column("tenant_id").cast(pa.string())).drop_null()
+        values = pc.unique(column.cast(pa.string())).drop_null()
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
         return None
     return frozenset(values.to_pylist())

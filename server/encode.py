@@ -12,7 +12,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from licensecore.compact import dictionary_of, fixed_width, is_string, runs, string_buffers, take
+from licensecore.compact import (GUID_TYPE, dictionary_of, few_guids, fixed_width, guid_array, guid_text, is_string,
+                                 ranks, runs, string_buffers, strings_of, take)
 from licensecore.kernels import guids
 from licensecore.kernels.keys import composite_keys, table_lookup
 from licensecore.kernels.strings import sort_order
@@ -25,8 +26,9 @@ class Dictionary:
     """Sorted distinct values of several columns, and each column's codes into them.
 
     Columns whose every value is a canonical lowercase GUID are encoded as 128-bit integers
-    (``kernels.guids``); any other column set by Arrow's ``dictionary_encode``. Both give the same
-    values and codes. A chunk of dictionary type is coded by its dictionary's values (each distinct
+    (``kernels.guids``; a ``GUID_TYPE`` chunk is read, not parsed), which ``pairs`` then holds
+    (else None); any other column set by Arrow's ``dictionary_encode``. Both give the same values
+    and codes. A chunk of dictionary type is coded by its dictionary's values (each distinct
     dictionary once), then its rows through their indices; a chunk in long runs (tenant ids, as
     tables usually come) by its runs' values, then its rows run by run.
     """
@@ -35,12 +37,13 @@ class Dictionary:
         chunks = [chunk for col in columns for chunk in col.chunks]
         typ = value_type(columns[0].type) if columns else pa.string()
         plain, sources = _plain_chunks(chunks)
-        values, codes = _guid_encode(plain, typ) or _arrow_encode(plain, typ)
+        values, codes, pairs = _guid_encode(plain, typ) or (*_arrow_encode(_as_text(plain, typ), typ), None)
         if plain is not chunks:
             codes = _row_codes(chunks, plain, sources, codes)
             if any(pa.types.is_dictionary(chunk.type) for chunk in chunks):
-                values, codes = _used(values, codes)
+                values, codes, pairs = _used(values, codes, pairs)
         self.values: pa.Array = values
+        self.pairs: np.ndarray | None = pairs  # the values as (hi, lo) rows, when GUIDs
         # Split by row counts: dictionary_encode may drop empty chunks.
         bounds = np.cumsum([len(col) for col in columns])[:-1]
         self.codes: list[np.ndarray] = np.split(codes, bounds)
@@ -91,22 +94,22 @@ def _row_codes(chunks: list[pa.Array], plain: list[pa.Array], sources: list[tupl
     return np.concatenate(rows) if rows else np.empty(0, np.int64)
 
 
-def _used(values: pa.Array, codes: np.ndarray) -> tuple[pa.Array, np.ndarray]:
-    """The values some row has (a dictionary may hold others), and the codes into them."""
+def _used(values: pa.Array, codes: np.ndarray, pairs: np.ndarray | None
+          ) -> tuple[pa.Array, np.ndarray, np.ndarray | None]:
+    """The values (and their pairs) some row has (a dictionary may hold others), and the codes
+    into them."""
     used = np.zeros(len(values), np.bool_)
     used[codes[codes >= 0]] = True
     if used.all():
-        return values, codes
+        return values, codes, pairs
     new = np.cumsum(used) - 1
-    return values.filter(pa.array(used)), np.where(codes >= 0, new[codes], -1)
+    return (values.filter(pa.array(used)), np.where(codes >= 0, new[codes], -1),
+            None if pairs is None else pairs[used])
 
 
-def _ranked(order: np.ndarray) -> np.ndarray:
-    """Rank of each value given the order that sorts them, and rank[-1] = -1 (nulls stay -1)."""
-    rank = np.empty(order.size + 1, np.int64)
-    rank[order] = np.arange(order.size)
-    rank[-1] = -1
-    return rank
+def _as_text(chunks: list[pa.Array], typ: pa.DataType) -> list[pa.Array]:
+    """``chunks`` with each ``GUID_TYPE`` chunk as strings of ``typ``."""
+    return [guid_text(chunk, typ) if chunk.type == GUID_TYPE else chunk for chunk in chunks]
 
 
 def _arrow_encode(chunks: list[pa.Array], typ: pa.DataType) -> tuple[pa.Array, np.ndarray]:
@@ -115,33 +118,31 @@ def _arrow_encode(chunks: list[pa.Array], typ: pa.DataType) -> tuple[pa.Array, n
     values = encoded.chunk(0).dictionary if encoded.num_chunks else pa.array([], type=typ)
     order = _sort_indices(values)
     parts = [np.asarray(c.indices.fill_null(-1).to_numpy(), np.int64) for c in encoded.chunks]
-    codes = _ranked(order)[np.concatenate(parts)] if parts else np.empty(0, np.int64)
+    codes = ranks(order)[np.concatenate(parts)] if parts else np.empty(0, np.int64)
     return values.take(pa.array(order)), codes
 
 
-def _guid_encode(chunks: list[pa.Array], typ: pa.DataType) -> tuple[pa.Array, np.ndarray] | None:
-    """Sorted distinct values and codes through ``kernels.guids``; None unless every value is a
-    canonical lowercase GUID."""
+def _guid_encode(chunks: list[pa.Array], typ: pa.DataType) -> tuple[pa.Array, np.ndarray, np.ndarray] | None:
+    """Sorted distinct values, codes and the values' (hi, lo) rows through ``kernels.guids``; None
+    unless every value is a canonical lowercase GUID."""
     large = pa.types.is_large_string(typ)
     if not (pa.types.is_string(typ) or large) or not chunks:
         return None
-    pairs = _distinct_guids(chunks)
-    if pairs is None:
+    distinct = _distinct_guids(chunks)
+    if distinct is None:
         return None
-    codes, distinct_hi, distinct_lo = pairs
-    if not large and distinct_hi.size * guids.GUID_LENGTH >= 2**31:
+    codes, pairs = distinct
+    if not large and pairs.shape[0] * guids.GUID_LENGTH >= 2**31:
         return None  # the values would not fit a string array's int32 offsets
-    data = guids.format_guids(distinct_hi, distinct_lo)
-    offsets = np.arange(0, data.size + 1, guids.GUID_LENGTH, dtype=np.int64 if large else np.int32)
-    values = pa.Array.from_buffers(typ, distinct_hi.size, [None, pa.py_buffer(offsets), pa.py_buffer(data)])
-    return values, codes
+    return strings_of(pairs[:, 0], pairs[:, 1], typ), codes, pairs
 
 
-def _distinct_guids(chunks: list[pa.Array]) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
-    """Each row's code (-1: null) into the sorted distinct GUIDs, and those as (hi, lo) pairs; None
+def _distinct_guids(chunks: list[pa.Array]) -> tuple[np.ndarray, np.ndarray] | None:
+    """Each row's code (-1: null) into the sorted distinct GUIDs, and those as (hi, lo) rows; None
     when a value is not a canonical GUID.
 
-    The pairs are partitioned by their high bits, in order (``kernels.guids``), so each partition
+    Rows of few distinct GUIDs (application ids) are numbered in one hash pass
+    (``compact.few_guids``). Otherwise the pairs are partitioned by their high bits, in order (``kernels.guids``), so each partition
     is made distinct and sorted with a hash table that fits in cache, and the partitions' results
     laid end to end are sorted. Every step is split into parts run side by side: rows for parsing,
     counting and scattering, whole partitions for the rest.
@@ -149,11 +150,14 @@ def _distinct_guids(chunks: list[pa.Array]) -> tuple[np.ndarray, np.ndarray, np.
     parsed = _parse_guids(chunks)
     if parsed is None:
         return None
+    few = few_guids(*parsed)
+    if few is not None:
+        return few
     codes = np.full(parsed[0].size, -1, np.int64)
     partitioned = _partition_guids(*parsed)
     del parsed  # the per-row pairs: the partitions hold them now
     if partitioned is None:  # no valid row
-        return codes, np.empty(0, np.uint64), np.empty(0, np.uint64)
+        return codes, np.empty((0, 2), np.uint64)
     bounds, part_hi, part_lo, part_row = partitioned
     parts, m = PARTS, part_hi.size
     # Whole partitions per part, about equal rows each.
@@ -163,10 +167,10 @@ def _distinct_guids(chunks: list[pa.Array]) -> tuple[np.ndarray, np.ndarray, np.
     run_parts(lambda p: guids.distinct_partitions(bounds, split[p], split[p + 1], part_hi, part_lo,
                                                   local, distinct), parts)
     base = np.concatenate([[0], np.cumsum(distinct)[:-1]])
-    out_hi, out_lo = np.empty(distinct.sum(), np.uint64), np.empty(distinct.sum(), np.uint64)
+    out = np.empty((distinct.sum(), 2), np.uint64)
     run_parts(lambda p: guids.place_codes(bounds, split[p], split[p + 1], base, distinct, local,
-                                          part_row, part_hi, part_lo, codes, out_hi, out_lo), parts)
-    return codes, out_hi, out_lo
+                                          part_row, part_hi, part_lo, codes, out[:, 0], out[:, 1]), parts)
+    return codes, out
 
 
 def _parse_guids(chunks: list[pa.Array]) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
@@ -220,6 +224,10 @@ def _parse_rows(chunk: pa.Array, start: int, p: int, hi: np.ndarray, lo: np.ndar
     mask = np.asarray(rows.is_valid()) if rows.null_count else np.empty(0, np.bool_)
     if mask.size:
         valid[start:end] = mask
+    if rows.type == GUID_TYPE:  # big-endian (hi, lo) words
+        words = np.frombuffer(rows.buffers()[1], ">u8")[2 * rows.offset:2 * (rows.offset + len(rows))]
+        hi[start:end], lo[start:end] = words[0::2], words[1::2]
+        return True
     return guids.parse(*string_buffers(rows), mask, hi[start:end], lo[start:end])
 
 
@@ -282,14 +290,17 @@ def composite(tenant: np.ndarray, ids: np.ndarray, width: int) -> np.ndarray:
 DECODE_PART_ROWS = 1 << 20  # longer code arrays are decoded in parts side by side
 
 
-def decode(values: pa.Array, codes: np.ndarray, typ: pa.DataType,
-           compact: bool = False) -> pa.Array | pa.ChunkedArray:
+def decode(values: pa.Array, codes: np.ndarray, typ: pa.DataType, compact: bool = False,
+           pairs: np.ndarray | None = None) -> pa.Array | pa.ChunkedArray:
     """Ids for codes (-1: null), in the Arrow type the input used; with ``compact``, a dictionary
-    array when ``licensecore.compact.dictionary_of`` makes one (string ids of few values)."""
+    array when ``licensecore.compact.dictionary_of`` makes one (string ids of few values), else
+    ``GUID_TYPE`` rows when the values are GUIDs (``pairs``: their ``Dictionary.pairs``)."""
     if compact and values.type == typ:
         compacted = dictionary_of(values, codes)
         if compacted is not None:
             return compacted
+        if pairs is not None:
+            values, typ = guid_array(pairs), GUID_TYPE
     width = fixed_width(values)
 
     def part(p: int, parts: int) -> pa.Array:

@@ -8,6 +8,7 @@ Normalised tables have every spec column, in spec order, defaults filled, canoni
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Mapping
 
 import numpy as np
@@ -37,7 +38,10 @@ def first_row(table: str, column: str, mask: np.ndarray, values: pa.ChunkedArray
     rows = np.flatnonzero(mask)
     if rows.size:
         row = int(rows[0])
-        raise InputError(table, column, row, values[row].as_py(), int(rows.size), problem)
+        value = values[row].as_py()
+        if values.type == compact.GUID_TYPE and value is not None:  # a kept GUID column's 16 bytes
+            value = str(uuid.UUID(bytes=value))
+        raise InputError(table, column, row, value, int(rows.size), problem)
 
 
 def normalize_tables(
@@ -47,10 +51,11 @@ def normalize_tables(
     """Validate and normalise every table of ``specs``; absent tables are empty.
 
     Returns the normalised tables and, per id kind, the Arrow type the input used for it (the
-    type output id columns take; a column tagged compact by ``licensecore.compact`` declares its
-    dictionary's value type). With ``keep_dictionaries``, id and tenant columns of dictionary type
-    stay dictionaries (of the canonical value type), for an encoder that codes their few values
-    once instead of every row (``encode.Dictionary``).
+    type output id columns take; a column tagged compact by ``licensecore.compact`` declares the
+    type it stands for). Other GUID columns are printed as text; with ``keep_dictionaries``, id and
+    tenant columns of dictionary type stay dictionaries (of the canonical value type), and GUID id
+    columns stay ``compact.GUID_TYPE``, for an encoder that codes their few values once instead of
+    every row and reads GUIDs without parsing them (``encode.Dictionary``).
     """
     id_types: dict[str, tuple[pa.DataType, str]] = {}
     out: dict[str, pa.Table] = {}
@@ -72,7 +77,10 @@ def normalize_tables(
 
 
 def value_type(t: pa.DataType) -> pa.DataType:
-    """A dictionary type's value type; any other type itself."""
+    """The type a normalised column's values stand for: a dictionary type's value type, string for
+    a kept GUID column (``compact.GUID_TYPE``), any other type itself."""
+    if t == compact.GUID_TYPE:
+        return pa.string()
     return t.value_type if pa.types.is_dictionary(t) else t
 
 
@@ -90,8 +98,11 @@ def _normalize_table(
                 raise InputError(name, col.name, -1, None, table.num_rows, "missing required column")
             values = pa.chunked_array([pa.nulls(table.num_rows, _target_type(col, id_types))])
         else:
-            declared = compact.declared_type(table.schema.field(col.name))
-            values = _cast(name, col, table.column(col.name), declared, id_types, keep_dictionaries)
+            field = table.schema.field(col.name)
+            declared, values = compact.declared_type(field), table.column(col.name)
+            if compact.is_guid_column(field) and not (keep_dictionaries and col.kind == "id"):
+                values = compact.expanded(values, field)
+            values = _cast(name, col, values, declared, id_types, keep_dictionaries)
         null = values.is_null().to_numpy(zero_copy_only=False)
         if col.required:
             first_row(name, col.name, null, values, "null in a required column")
@@ -137,15 +148,15 @@ def _cast(name: str, col: Column, values: pa.ChunkedArray, declared: pa.DataType
         return pa.chunked_array([pa.nulls(len(values), _target_type(col, id_types))])
     ok: bool
     if col.kind == "id":
-        ok = is_string_like(t) or pa.types.is_int64(t)
+        ok = is_string_like(declared) or pa.types.is_int64(declared)
         if ok:
             seen = id_types.get(col.id_kind)
             if seen is None:
                 id_types[col.id_kind] = (declared, f"{name}.{col.name}")
-            elif is_string_like(seen[0]) != is_string_like(t):
+            elif is_string_like(seen[0]) != is_string_like(declared):
                 raise InputError(
                     name, col.name, -1, None, len(values),
-                    f"wrong type {t}: ids of this kind are {seen[0]} in {seen[1]}",
+                    f"wrong type {declared}: ids of this kind are {seen[0]} in {seen[1]}",
                 )
     elif col.kind in ("tenant", "string", "enum"):
         ok = is_string_like(t)
@@ -163,9 +174,11 @@ def _cast(name: str, col: Column, values: pa.ChunkedArray, declared: pa.DataType
     if not ok:
         expected = "string or int64" if col.kind == "id" else col.kind
         raise InputError(name, col.name, -1, None, len(values), f"wrong type {t} (expected {expected})")
-    target = _target_type(col, {col.id_kind: (t, "")} if col.kind == "id" else id_types)
+    target = _target_type(col, {col.id_kind: (declared, "")} if col.kind == "id" else id_types)
     if keep_dictionaries and col.kind in ("id", "tenant") and _is_string_dictionary(values):
         target = pa.dictionary(t.index_type, target)
+    elif t == compact.GUID_TYPE:  # a GUID id column kept for the encoder (see ``normalize_tables``)
+        target = t
     if col.kind == "timestamp":
         target = pa.timestamp(t.unit, tz=t.tz or "UTC")
     if pa.types.is_integer(target) and values.type != target:

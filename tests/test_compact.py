@@ -1,5 +1,5 @@
-"""Compact tables (``licensecore.compact``): dictionary-encoded on the wire, the same tables after
-``expand``. Results compact over gRPC only for a caller that asks; inputs a client compacts are
+"""Compact tables (``licensecore.compact``): dictionary-encoded or GUID bytes on the wire, the same
+tables after ``expand``. Results compact over gRPC only for a caller that asks; inputs a client compacts are
 read by the server as the plain columns they stand for."""
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from licensecore import compact, wire
 from licensecore.bench import datagen
 from licensecore.clients import LicenseCoreClient
 from licensecore.server import consumption
+from licensecore.server.errors import InputError
 from licensecore.server.schema import CONSUMPTION_INPUTS
 from licensecore.server.tables import normalize_tables
 from licensecore.v1 import licensecore_pb2_grpc as pb_grpc
@@ -78,14 +79,16 @@ def test_strings_that_are_not_few_or_not_strings_are_not_compacted():
 # --- compact inputs -----------------------------------------------------------------------------
 
 
-@pytest.fixture
-def compact_everything(monkeypatch):
-    """Every string column of a row or more is compacted (the real thresholds skip small tables)."""
+@pytest.fixture(params=["dictionaries", "guids"])
+def compact_everything(request, monkeypatch):
+    """Every string column of a row or more is compacted (the real thresholds skip small tables):
+    as a dictionary, or (no column being few enough) as GUID bytes where its values are GUIDs."""
     monkeypatch.setattr(compact, "SAMPLE_ROWS", 1)
-    monkeypatch.setattr(compact, "MIN_ROWS_PER_VALUE", 0)
+    monkeypatch.setattr(compact, "MIN_ROWS_PER_VALUE", 0 if request.param == "dictionaries" else 10**9)
+    return request.param
 
 
-def test_compacted_inputs_are_the_columns_of_few_values_and_expand_to_the_given_tables(monkeypatch):
+def test_compacted_inputs_are_the_columns_of_few_values_or_guids_and_expand_to_the_given_tables(monkeypatch):
     monkeypatch.setattr(compact, "SAMPLE_ROWS", 4000)
     n = 8000
     sampled = np.linspace(0, n - 1, 4000).astype(np.int64)
@@ -94,7 +97,9 @@ def test_compacted_inputs_are_the_columns_of_few_values_and_expand_to_the_given_
     table = pa.table({
         "tenant": pa.array([f"t{i % 3}" for i in range(n)]),
         "app": pa.array([f"app-{i % 300}" if i % 7 else None for i in range(n)], pa.large_string()),
-        "guid": pa.array([f"{i:08x}-0000-4000-8000-{i:012x}" for i in range(n)]),
+        "guid": pa.array([f"{i:08x}-0000-4000-8000-{i:012x}" if i % 5 else None for i in range(n)],
+                         pa.large_string()),
+        "upper": pa.array([f"{i:08X}-0000-4000-8000-{i:012X}" for i in range(n)]),  # not canonical
         "looks_few": pa.array(looks_few, pa.string()),
         "number": pa.array(np.arange(n) % 3),
     })
@@ -107,7 +112,12 @@ def test_compacted_inputs_are_the_columns_of_few_values_and_expand_to_the_given_
     for name in ("tenant", "app"):
         assert fields[name].metadata == {compact.TAG: b"1"}
         assert compact.declared_type(fields[name]) == table.schema.field(name).type
-    for name in ("guid", "looks_few", "number"):
+    assert fields["guid"].type == pa.binary(16)
+    assert fields["guid"].metadata == {compact.GUID_TAG: b"large_string"}
+    assert compact.declared_type(fields["guid"]) == pa.large_string()
+    assert out["big"].column("guid")[1].as_py() == bytes.fromhex("00000001000040008000000000000001")
+    assert out["big"].column("guid").null_count == n // 5
+    for name in ("upper", "looks_few", "number"):
         assert fields[name] == table.schema.field(name)
     assert compact.expand(out["big"]).equals(table)
 
@@ -137,9 +147,23 @@ def test_runs_are_the_runs_of_equal_values(runs, min_run):
 
 def test_compact_inputs_give_the_plain_results(tables, compact_everything):
     sent = compact.compacted(tables)
-    assert all(compact.declared_type(f) != f.type for f in sent["installations"].schema)
+    # Tenant ids ("tenant-00") are few but not GUIDs.
+    coded = ["device_id", "application_id"] + (["tenant_id"] if compact_everything == "dictionaries" else [])
+    assert sorted(f.name for f in sent["installations"].schema if compact.declared_type(f) != f.type) == sorted(coded)
     normalized, _ = normalize_tables(sent, CONSUMPTION_INPUTS, keep_dictionaries=True)
-    assert all(pa.types.is_dictionary(f.type) for f in normalized["installations"].schema)
+    kept = {"dictionaries": pa.types.is_dictionary, "guids": lambda t: t == compact.GUID_TYPE}[compact_everything]
+    assert all(kept(normalized["installations"].schema.field(name).type) for name in coded)
+    if compact_everything == "guids":  # a GUID column other than an id's is read as text
+        n = tables["users"].num_rows
+        device = sent["installations"].schema.field("device_id")
+        users = pa.Table.from_arrays(
+            [sent["users"].column("tenant_id"), sent["users"].column("user_id"),
+             sent["installations"].column("device_id").slice(0, n)],
+            schema=pa.schema([sent["users"].schema.field("tenant_id"), sent["users"].schema.field("user_id"),
+                              device.with_name("org_unit")]))
+        users = normalize_tables({"users": users}, CONSUMPTION_INPUTS, keep_dictionaries=True)[0]["users"]
+        assert users.schema.field("user_id").type == compact.GUID_TYPE
+        assert users.column("org_unit").to_pylist() == tables["installations"].column("device_id")[:n].to_pylist()
     want = consumption.compute_consumption(tables)
     got = consumption.compute_consumption(sent)
     assert got.keys() == want.keys()
@@ -157,6 +181,37 @@ def test_compact_inputs_read_plain_where_the_server_does_not_code_them(compact_e
     got = resolve_bundles(compact.compacted(tables))
     for name in want:
         assert got[name].equals(want[name], check_metadata=True), name
+
+
+def _set(tables: dict[str, pa.Table], table: str, column: str, row: int, value) -> dict[str, pa.Table]:
+    """``tables`` with one value changed."""
+    t = tables[table]
+    values = t.column(column).to_pylist()
+    values[row] = value
+    i = t.column_names.index(column)
+    return {**tables, table: t.set_column(i, t.field(i), pa.array(values, t.field(i).type))}
+
+
+@pytest.mark.parametrize("table, column, row, value", [
+    ("installations", "device_id", 7, "00000000-0000-4000-8000-000000000007"),  # names no device
+    ("users", "user_id", 9, None),  # null in a required column
+    ("allocations", "target_id", 3, "00000000-0000-4000-8000-000000000003"),  # names no target
+])
+def test_bad_guid_ids_sent_as_bytes_give_the_plain_error(tables, monkeypatch, table, column, row, value):
+    """An error in a column sent as GUID bytes names the same table, column, row, value (as text)
+    and count as with plain columns."""
+    monkeypatch.setattr(compact, "SAMPLE_ROWS", 1)
+    monkeypatch.setattr(compact, "MIN_ROWS_PER_VALUE", 10**9)
+    bad = _set(tables, table, column, row, value)
+    sent = compact.compacted(bad)
+    assert sent[table].schema.field(column).type == compact.GUID_TYPE
+    errors = []
+    for given in (bad, sent):
+        with pytest.raises(InputError) as info:
+            consumption.compute_consumption(given)
+        errors.append(info.value)
+    assert [(e.table, e.column, e.row, e.value, e.count, e.problem) for e in errors] == [
+        (table, column, row, value, 1, errors[0].problem)] * 2
 
 
 # --- over gRPC ----------------------------------------------------------------------------------
@@ -180,6 +235,9 @@ def test_a_caller_that_asks_gets_compact_columns_and_the_client_expands_them(ser
     raw = _raw_consumption(server_address, tables, (compact.HEADER,))
     assert [f.name for f in raw["consumption"].schema if pa.types.is_dictionary(f.type)] == [
         "tenant_id", "license_id", "consumer_type", "reason"]
+    for name, column in (("consumption", "consumer_id"), ("unlicensed", "device_id")):
+        assert raw[name].schema.field(column).type == compact.GUID_TYPE
+        assert raw[name].schema.field(column).metadata == {compact.GUID_TAG: b"string"}
     assert raw["consumption"].nbytes < want["consumption"].nbytes
     assert {name: compact.expand(table) for name, table in raw.items()} == want
     with LicenseCoreClient(server_address) as client:
@@ -199,7 +257,9 @@ def test_the_client_sends_compact_inputs(server_address, tables, monkeypatch):
     """With thresholds that S's installations pass, the client's request carries compact columns,
     and the results are those of plain inputs."""
     monkeypatch.setattr(compact, "SAMPLE_ROWS", 1024)
-    assert any(compact.declared_type(f) != f.type for f in compact.compacted(tables)["installations"].schema)
+    sent = compact.compacted(tables)["installations"].schema
+    assert [f.type for f in sent] == [pa.dictionary(pa.int8(), pa.string()), compact.GUID_TYPE,
+                                      pa.dictionary(pa.int16(), pa.string())]
     want = consumption.compute_consumption(tables)
     with LicenseCoreClient(server_address) as client:
         got = client.compute_consumption(tables)

@@ -1,12 +1,14 @@
 """Id encoding: codes sort like the ids, and key look-ups agree with a plain dict."""
 
 import re
+import uuid
 
 import numpy as np
 import pyarrow as pa
 from hypothesis import given
 from hypothesis import strategies as st
 
+from licensecore import compact
 from licensecore.server.encode import Dictionary, KeySpace
 
 keys = st.lists(st.integers(-1, 40), max_size=30)
@@ -131,21 +133,54 @@ guid_ids = st.one_of(
 near_guids = st.sampled_from([_guid(10).upper(), _guid(11).replace("-", "0"), _guid(12)[:-1], "u1"])
 
 
+def _dictionary_with_few_guids(columns: list[pa.ChunkedArray], few: int) -> Dictionary:
+    """``Dictionary(columns)`` with ``compact.FEW_GUIDS = few`` (restored after: hypothesis tests
+    cannot take pytest's monkeypatch)."""
+    saved, compact.FEW_GUIDS = compact.FEW_GUIDS, few
+    try:
+        return Dictionary(columns)
+    finally:
+        compact.FEW_GUIDS = saved
+
+
+def _as_guid_column(column: pa.ChunkedArray) -> pa.ChunkedArray:
+    """A string column as ``compact.GUID_TYPE`` (as a client sends it) when its values are all
+    GUIDs, else as it is."""
+    parsed = compact.guid_pairs(column)
+    return column if parsed is None else pa.chunked_array([compact.guid_array(*parsed)])
+
+
 @given(st.lists(st.lists(guid_ids, max_size=8), min_size=1, max_size=4), st.lists(near_guids, max_size=1),
-       st.booleans(), st.integers(0, 2))
-def test_guid_dictionary_equals_the_plain_definition(columns, odd, large, skip):
+       st.booleans(), st.integers(0, 2), st.lists(st.booleans(), min_size=4, max_size=4), st.sampled_from([0, 3, 64]))
+def test_guid_dictionary_equals_the_plain_definition(columns, odd, large, skip, as_bytes, few):
     """The GUID fast path (and its fallback) give the sorted distinct values and the codes a plain
-    Python sort gives, for several chunks, sliced arrays, nulls and large_string."""
+    Python sort gives, for several chunks, sliced arrays, nulls, large_string, and string columns
+    beside columns of GUID bytes (``as_bytes``: string columns only, as normalised ones are); with
+    ``few`` as ``FEW_GUIDS``, so that the one-pass and the partitioned paths both run."""
     typ = pa.large_string() if large else pa.string()
     columns = columns[:-1] + [columns[-1] + odd]
     arrays = [pa.chunked_array([pa.array([_guid(3)] * skip + c[:2], typ).slice(skip), pa.array(c[2:], typ)])
               for c in columns]
-    d = Dictionary(arrays)
+    if not large:
+        arrays = [_as_guid_column(a) if to_bytes else a for a, to_bytes in zip(arrays, as_bytes)]
+    d = _dictionary_with_few_guids(arrays, few)
     values = d.values.to_pylist()
     assert d.values.type == typ
     assert values == sorted({v for c in columns for v in c if v is not None}, key=lambda s: s.encode())
     for col, codes in zip(columns, d.codes):
         assert [values[c] if c >= 0 else None for c in codes.tolist()] == col
+
+
+@given(st.lists(st.integers(0, 2**128 - 1), max_size=50))
+def test_guid_text_is_the_uuid_text(numbers):
+    """GUID bytes print back as Python's ``uuid`` prints them."""
+    text = [str(uuid.UUID(int=n)) for n in numbers]
+    column = _as_guid_column(pa.chunked_array([pa.array(text, pa.string())]))
+    if not numbers:
+        return
+    array = column.chunk(0)
+    assert array.to_pylist() == [uuid.UUID(int=n).bytes for n in numbers]
+    assert compact.guid_text(array, pa.large_string()).to_pylist() == text
 
 
 # Pools of GUIDs that span the whole 128-bit range (up to 1,024 partitions by their high bits), or
@@ -158,12 +193,13 @@ guid_pools = st.one_of(
 )
 
 
-@given(guid_pools, st.data())
-def test_guid_dictionary_of_many_rows_equals_sorted_set(pool, data):
-    """Many rows, duplicates and nulls over several partitions and both parts: the values are the
-    sorted distinct GUIDs and each row's code points at its own GUID."""
+@given(guid_pools, st.data(), st.sampled_from([0, 100, 1 << 16]))
+def test_guid_dictionary_of_many_rows_equals_sorted_set(pool, data, few):
+    """Many rows, duplicates and nulls over several partitions and both parts (or in one pass, up
+    to ``few`` distinct): the values are the sorted distinct GUIDs and each row's code points at
+    its own GUID."""
     rows = data.draw(st.lists(st.one_of(st.none(), st.sampled_from(pool).map(_guid)), max_size=2000))
-    d = Dictionary([pa.chunked_array([pa.array(rows, pa.string())])])
+    d = _dictionary_with_few_guids([pa.chunked_array([pa.array(rows, pa.string())])], few)
     values = d.values.to_pylist()
     assert values == sorted({r for r in rows if r is not None})
     assert [values[c] if c >= 0 else None for c in d.codes[0].tolist()] == rows
@@ -178,7 +214,9 @@ def test_guid_kernels_parse_and_print_back():
     assert guids.parse(offsets, data, np.empty(0, np.bool_), hi, lo)
     assert [(int(h) << 64) | int(w) for h, w in zip(hi, lo)] == [0, 2**64 - 1, 2**128 - 1,
                                                                  0x0123456789ABCDEF_FEDCBA9876543210]
-    assert guids.format_guids(hi, lo).tobytes().decode() == "".join(ids)
+    out = np.empty(4 * guids.GUID_LENGTH, np.uint8)
+    guids.format_guids(hi, lo, out)
+    assert out.tobytes().decode() == "".join(ids)
     for bad in ("0" * 36, _guid(0xABC).upper(), _guid(1)[:-1] + "g", _guid(1) + "0", _guid(1)[1:], "",
                 _guid(1)[:7] + "-0" + _guid(1)[9:]):
         o, d = _buffers(pa.array([bad]))
