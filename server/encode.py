@@ -144,9 +144,9 @@ def _distinct_guids(chunks: list[pa.Array]) -> tuple[np.ndarray, np.ndarray] | N
     when a value is not a canonical GUID.
 
     Rows of few distinct GUIDs (application ids) are numbered in one hash pass
-    (``compact.few_guids``). Otherwise the pairs are partitioned by their high bits, in order (``kernels.guids``), so each partition
-    is made distinct and sorted with a hash table that fits in cache, and the partitions' results
-    laid end to end are sorted. Every step is split into parts run side by side: rows for parsing,
+    (``compact.few_guids``). Otherwise the pairs are partitioned by their high bits, in order
+    (``kernels.guids``), so each partition is made distinct and sorted with a hash table that fits
+    in cache, and the partitions' results laid end to end are sorted. Every step is split into parts run side by side: rows for parsing,
     counting and scattering, whole partitions for the rest.
     """
     parsed = _parse_guids(chunks)

@@ -206,12 +206,31 @@ def test_bad_guid_ids_sent_as_bytes_give_the_plain_error(tables, monkeypatch, ta
     sent = compact.compacted(bad)
     assert sent[table].schema.field(column).type == compact.GUID_TYPE
     errors = []
-    for given in (bad, sent):
+    for inputs in (bad, sent):
         with pytest.raises(InputError) as info:
-            consumption.compute_consumption(given)
+            consumption.compute_consumption(inputs)
         errors.append(info.value)
     assert [(e.table, e.column, e.row, e.value, e.count, e.problem) for e in errors] == [
         (table, column, row, value, 1, errors[0].problem)] * 2
+
+
+def test_a_guid_tag_that_names_no_string_type_is_a_wrong_type(tables, monkeypatch):
+    """A binary(16) column whose tag names anything but string or large_string is not a GUID
+    column: the id column is then of a wrong type (bad input), not read as ids of that type."""
+    monkeypatch.setattr(compact, "SAMPLE_ROWS", 1)
+    monkeypatch.setattr(compact, "MIN_ROWS_PER_VALUE", 10**9)
+    sent = compact.compacted(tables)
+    users = sent["users"]
+    i = users.column_names.index("user_id")
+    field = users.field(i)
+    assert compact.is_guid_column(field)
+    for tag in (b"int64", b"nonsense"):
+        bad = users.set_column(i, field.with_metadata({compact.GUID_TAG: tag}), users.column(i))
+        assert not compact.is_guid_column(bad.field(i))
+        with pytest.raises(InputError) as info:
+            consumption.compute_consumption({**sent, "users": bad})
+        assert (info.value.table, info.value.column) == ("users", "user_id")
+        assert "wrong type" in info.value.problem
 
 
 # --- over gRPC ----------------------------------------------------------------------------------

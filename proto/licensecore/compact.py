@@ -100,8 +100,10 @@ def _is_tagged(field: pa.Field) -> bool:
 
 
 def is_guid_column(field: pa.Field) -> bool:
-    """Whether ``field`` is a GUID column travelling as 16 bytes a row (``GUID_TAG``)."""
-    return bool(field.metadata) and GUID_TAG in field.metadata and field.type == GUID_TYPE
+    """Whether ``field`` is a GUID column travelling as 16 bytes a row (``GUID_TAG`` naming a string
+    type; any other tag value leaves the column a plain binary one, which no id accepts)."""
+    return (bool(field.metadata) and field.metadata.get(GUID_TAG) in (b"string", b"large_string")
+            and field.type == GUID_TYPE)
 
 
 def compacted(tables: dict[str, pa.Table]) -> dict[str, pa.Table]:
