@@ -89,6 +89,27 @@ def _slot(h: np.uint64, w: np.uint64, shift: np.uint64) -> np.int64:
     return np.int64(((h ^ (w * _MIX)) * _MIX) >> shift)
 
 
+@njit(inline="always", **JIT)
+def _find_or_add(table: np.ndarray, mask: int, shift: np.uint64, seen_hi: np.ndarray, seen_lo: np.ndarray,
+                 d: int, h: np.uint64, w: np.uint64) -> int:
+    """The number of the pair ``(h, w)`` in an open-addressing ``table`` (a slot holds -1 or a
+    number into ``seen_hi/seen_lo``), the pair added as number ``d`` when new; -1 when it is new
+    and ``seen_hi`` is full."""
+    s = _slot(h, w, shift)
+    while True:
+        e = table[s]
+        if e < 0:
+            if d == seen_hi.size:
+                return -1
+            table[s] = d
+            seen_hi[d] = h
+            seen_lo[d] = w
+            return d
+        if seen_hi[e] == h and seen_lo[e] == w:
+            return e
+        s = (s + 1) & mask
+
+
 @njit(**JIT)
 def hi_range(hi: np.ndarray, valid: np.ndarray) -> tuple[np.uint64, np.uint64, np.int64]:
     """The least and greatest ``hi`` of the valid rows, and how many rows are valid."""
@@ -166,21 +187,10 @@ def distinct_partitions(bounds: np.ndarray, first: int, last: int, hi: np.ndarra
         table[:mask + 1] = -1
         d = 0
         for r in range(a, b):
-            h, w = hi[r], lo[r]
-            s = _slot(h, w, np.uint64(64 - bits))
-            while True:
-                e = table[s]
-                if e < 0:
-                    table[s] = d
-                    seen_hi[d] = h
-                    seen_lo[d] = w
-                    local[r] = d
-                    d += 1
-                    break
-                if seen_hi[e] == h and seen_lo[e] == w:
-                    local[r] = e
-                    break
-                s = (s + 1) & mask
+            e = _find_or_add(table, mask, np.uint64(64 - bits), seen_hi, seen_lo, d, hi[r], lo[r])
+            local[r] = e
+            if e == d:
+                d += 1
         order = _pair_order(seen_hi[:d], seen_lo[:d])
         rank = np.empty(d, np.int64)
         for j in range(d):
@@ -209,23 +219,12 @@ def first_seen(hi: np.ndarray, lo: np.ndarray, valid: np.ndarray, codes: np.ndar
         if valid.size and not valid[i]:
             codes[i] = -1
             continue
-        h, w = hi[i], lo[i]
-        s = _slot(h, w, np.uint64(64 - bits))
-        while True:
-            e = table[s]
-            if e < 0:
-                if d == seen_hi.size:
-                    return -1
-                table[s] = d
-                seen_hi[d] = h
-                seen_lo[d] = w
-                codes[i] = d
-                d += 1
-                break
-            if seen_hi[e] == h and seen_lo[e] == w:
-                codes[i] = e
-                break
-            s = (s + 1) & mask
+        e = _find_or_add(table, mask, np.uint64(64 - bits), seen_hi, seen_lo, d, hi[i], lo[i])
+        if e < 0:
+            return -1
+        codes[i] = e
+        if e == d:
+            d += 1
     return d
 
 
