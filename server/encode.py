@@ -14,8 +14,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from licensecore.compact import (GUID_TYPE, dictionary_of, few_guids, fixed_width, guid_array, guid_text, is_string,
-                                 ranks, runs, string_buffers, strings_of, take)
+from licensecore.compact import (GUID_TYPE, dictionary_of, few_guids, fixed_width, guid_array, guid_text, guid_words,
+                                 is_string, ranks, runs, string_buffers, strings_of, take)
 from licensecore.kernels import guids
 from licensecore.kernels.keys import composite_keys, table_lookup
 from licensecore.kernels.strings import sort_order
@@ -146,8 +146,9 @@ def _distinct_guids(chunks: list[pa.Array]) -> tuple[np.ndarray, np.ndarray] | N
     Rows of few distinct GUIDs (application ids) are numbered in one hash pass
     (``compact.few_guids``). Otherwise the pairs are partitioned by their high bits, in order
     (``kernels.guids``), so each partition is made distinct and sorted with a hash table that fits
-    in cache, and the partitions' results laid end to end are sorted. Every step is split into parts run side by side: rows for parsing,
-    counting and scattering, whole partitions for the rest.
+    in cache, and the partitions' results laid end to end are sorted. Every step is split into
+    parts run side by side: rows for parsing, counting and scattering, whole partitions for the
+    rest.
     """
     parsed = _parse_guids(chunks)
     if parsed is None:
@@ -227,7 +228,7 @@ def _parse_rows(chunk: pa.Array, start: int, p: int, hi: np.ndarray, lo: np.ndar
     if mask.size:
         valid[start:end] = mask
     if rows.type == GUID_TYPE:  # big-endian (hi, lo) words
-        words = np.frombuffer(rows.buffers()[1], ">u8")[2 * rows.offset:2 * (rows.offset + len(rows))]
+        words = guid_words(rows)
         hi[start:end], lo[start:end] = words[0::2], words[1::2]
         return True
     return guids.parse(*string_buffers(rows), mask, hi[start:end], lo[start:end])

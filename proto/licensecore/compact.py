@@ -45,10 +45,15 @@ FEW_GUIDS = 1 << 16  # GUID columns of at most this many distinct values are num
 def dictionary_of(values: pa.Array, codes: np.ndarray) -> pa.DictionaryArray | None:
     """``values.take(codes)`` (-1: null) as a dictionary array with the narrowest index type; None
     when ``values`` are not strings or are not few next to the rows."""
-    if not is_string(values.type) or (
-            len(values) * MIN_ROWS_PER_VALUE > codes.size):
+    if not is_string(values.type) or not is_few(len(values), codes.size):
         return None
     return _dictionary_array(values, codes)
+
+
+def is_few(n_values: int, n_rows: int) -> bool:
+    """Whether ``n_values`` distinct values over ``n_rows`` rows are few enough to send as a
+    dictionary: at most one per ``MIN_ROWS_PER_VALUE`` rows."""
+    return n_values * MIN_ROWS_PER_VALUE <= n_rows
 
 
 def is_string(t: pa.DataType) -> bool:
@@ -138,17 +143,17 @@ def _compact_column(column: pa.ChunkedArray) -> pa.ChunkedArray | None:
     """``column`` dictionary-encoded with the narrowest index type, when it has few distinct values
     (see ``compacted``); else as GUID bytes when every value is a canonical GUID; else None."""
     coded = _run_codes(column)
-    if coded is not None and len(coded[0]) * MIN_ROWS_PER_VALUE <= len(column):
+    if coded is not None and is_few(len(coded[0]), len(column)):
         return _dictionary_column(column.type, *coded)
     parsed = guid_pairs(column)
     if parsed is None:
         coded = _hash_codes(column)
-        few = coded is not None and len(coded[0]) * MIN_ROWS_PER_VALUE <= len(column)
+        few = coded is not None and is_few(len(coded[0]), len(column))
         return _dictionary_column(column.type, *coded) if few else None
     pairs, valid = parsed
     bounds = np.cumsum([len(chunk) for chunk in column.chunks])[:-1]
     numbered = few_guids(pairs[:, 0], pairs[:, 1], valid)
-    if numbered is not None and numbered[1].shape[0] * MIN_ROWS_PER_VALUE <= len(column):
+    if numbered is not None and is_few(numbered[1].shape[0], len(column)):
         codes, distinct = numbered
         values = strings_of(distinct[:, 0], distinct[:, 1], column.type)
         return _dictionary_column(column.type, values, np.split(codes, bounds))
@@ -197,7 +202,7 @@ def _hash_codes(column: pa.ChunkedArray) -> tuple[pa.Array, list[np.ndarray]] | 
     hash; None when a sample of ``SAMPLE_ROWS`` rows shows more than one value per
     ``MIN_ROWS_PER_VALUE`` rows."""
     sample = column.take(np.linspace(0, len(column) - 1, SAMPLE_ROWS).astype(np.int64))
-    if len(pc.unique(sample)) * MIN_ROWS_PER_VALUE > SAMPLE_ROWS:
+    if not is_few(len(pc.unique(sample)), SAMPLE_ROWS):
         return None
     encoded = column.dictionary_encode()
     return encoded.chunk(0).dictionary, [chunk.indices.fill_null(-1).to_numpy() for chunk in encoded.chunks]
@@ -271,10 +276,14 @@ def guid_array(pairs: np.ndarray, valid: np.ndarray | None = None) -> pa.Array:
 
 def guid_text(chunk: pa.Array, typ: pa.DataType) -> pa.Array:
     """A ``GUID_TYPE`` array as canonical GUID strings of ``typ`` (string or large_string)."""
-    n = len(chunk)
-    pairs = np.frombuffer(chunk.buffers()[1], ">u8")[2 * chunk.offset:2 * (chunk.offset + n)].astype(np.uint64)
+    words = guid_words(chunk).astype(np.uint64)
     validity = chunk.is_valid().buffers()[1] if chunk.null_count else None
-    return strings_of(pairs[0::2], pairs[1::2], typ, validity)
+    return strings_of(words[0::2], words[1::2], typ, validity)
+
+
+def guid_words(chunk: pa.Array) -> np.ndarray:
+    """A ``GUID_TYPE`` array's rows as big-endian uint64 words, hi and lo in turn (no copy)."""
+    return np.frombuffer(chunk.buffers()[1], ">u8")[2 * chunk.offset:2 * (chunk.offset + len(chunk))]
 
 
 def strings_of(hi: np.ndarray, lo: np.ndarray, typ: pa.DataType, validity: pa.Buffer | None = None) -> pa.Array:
